@@ -1,0 +1,35 @@
+"""``lifted``: anchors for the lifted-structure loss; all positives and negatives are used.
+
+Reference: Oh Song, Xiang, Jegelka & Savarese, "Deep Metric Learning via Lifted Structured Feature
+Embedding", CVPR 2016, in the generalised form of Hermans, Beyer & Leibe, "In Defense of the
+Triplet Loss for Person Re-Identification", 2017; the ``lifted`` miner of Roth et al., ICML 2020.
+
+Deviation: returns only the anchors (:class:`Lifted`); the loss reads positives (same label, not
+the anchor) and negatives (other labels) from the label mask, which the original built per anchor
+in Python. Anchors without a positive or without a negative are skipped.
+"""
+from __future__ import annotations
+
+import torch
+
+from batch_mining.base import MINERS, Lifted, Miner
+from batch_mining.distances import label_masks
+
+
+@MINERS.register("lifted")
+class LiftedMiner(Miner):
+    """Every sample with at least one positive and one negative in the batch is an anchor.
+
+    Args:
+        seed: seed of the miner's random generator (run-time context; unused, nothing is random).
+    """
+
+    produces = "lifted"
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__(seed)
+
+    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Lifted:
+        """embeds: (B, D), labels: (B,) -> Lifted with anchors (A,) long."""
+        pos, neg = label_masks(labels)
+        return Lifted(torch.nonzero(pos.any(1) & neg.any(1)).flatten())

@@ -1,0 +1,49 @@
+"""``semihard``: one random positive and a semi-hard negative per anchor.
+
+Reference: Schroff, Kalenichenko & Philbin, "FaceNet: A Unified Embedding for Face Recognition and
+Clustering", CVPR 2015 (semi-hard negatives: d_ap < d_an < d_ap + margin); the ``semihard`` miner of
+Roth et al., ICML 2020.
+
+Deviations from the original harness: the margin is this miner's own flag
+(``--miner_semihard_margin``) instead of ``opt.loss_<loss>_margin``, which raised a KeyError for
+losses without a margin flag; anchors without a positive or without a negative are skipped instead
+of crashing the loop; all anchors are handled at once. As in the original, an anchor with no
+semi-hard negative falls back to a uniformly random negative.
+"""
+from __future__ import annotations
+
+import torch
+
+from batch_mining.base import MINERS, Miner, Triplets
+from batch_mining.distances import (draw_uniform, empty_triplets, label_masks, pairwise_distances,
+                                    with_fallback)
+
+
+@MINERS.register("semihard")
+class SemihardMiner(Miner):
+    """Random positive, semi-hard negative (d_ap < d_an < d_ap + margin), else a random negative.
+
+    Args:
+        margin: width of the semi-hard band above d_ap (FaceNet's margin alpha).
+        seed: seed of the miner's random generator (run-time context).
+    """
+
+    produces = "triplets"
+
+    def __init__(self, margin: float = 0.2, seed: int = 0) -> None:
+        super().__init__(seed)
+        self.margin = float(margin)
+
+    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
+        """embeds: (B, D), labels: (B,) -> Triplets of (A,) long, A = anchors with pos and neg."""
+        pos, neg = label_masks(labels)
+        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
+        if anchors.numel() == 0:
+            return empty_triplets(embeds.device)
+        d = pairwise_distances(embeds[anchors], embeds)
+        pos, neg = pos[anchors], neg[anchors]
+        positives = draw_uniform(pos, self.generator)
+        d_ap = d.gather(1, positives[:, None])
+        band = neg & (d > d_ap) & (d < d_ap + self.margin)
+        negatives = draw_uniform(with_fallback(band, neg), self.generator)
+        return Triplets(anchors, positives, negatives)
