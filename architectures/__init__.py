@@ -1,0 +1,33 @@
+"""Backbones, one per module; importing a module registers it in ``ARCHITECTURES``.
+
+Roth et al., "Revisiting Training Strategies and Generalization Performance in Deep Metric
+Learning", ICML 2020: ``--arch`` keeps that harness's composite names
+(``resnet50_frozen_normalize``, ``bninception_normalize_frozen``), parsed exactly by
+:func:`parse_arch` instead of by substring.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from architectures.base import ARCH_OPTIONS, ARCHITECTURES, ArchSpec, ImageSpec, parse_arch
+from architectures.embedding_net import EmbeddingNet
+from architectures import bninception, googlenet, resnet50, smallnet  # noqa: F401  (registration)
+
+
+def build_model(arch: str, opt: Any = None, *, embed_dim: int, pretrained: bool,
+                weights_path: str | None = None) -> EmbeddingNet:
+    """``--arch`` name → network mapping ``(B, C, H, W)`` images to ``(B, embed_dim)`` embeddings.
+
+    Backbone flags (``--arch_smallnet_width``) are read from ``opt``; the composite-name options,
+    the embedding size and the weights travel as context. ``pretrained`` loads ImageNet weights
+    from ``weights_path`` or the torch hub cache (never downloads; a missing file is a
+    ``FileNotFoundError`` naming the files looked for); smallnet has none and loads nothing.
+    """
+    spec = parse_arch(arch)
+    return ARCHITECTURES.build(spec.base, opt, embed_dim=embed_dim, frozen=spec.frozen,
+                               normalize=spec.normalize, double=spec.double, he=spec.he,
+                               pretrained=pretrained, weights_path=weights_path)
+
+
+__all__ = ["ARCHITECTURES", "ARCH_OPTIONS", "ArchSpec", "EmbeddingNet", "ImageSpec", "build_model",
+           "parse_arch"]
