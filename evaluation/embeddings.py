@@ -1,0 +1,33 @@
+"""``compute_embeddings``: one no-grad pass of a model over a DataLoader.
+
+Follows the evaluation pass of Roth et al., "Revisiting Training Strategies and Generalization
+Performance in Deep Metric Learning", ICML 2020. Deviations: batches are (images, labels, indices) and
+the result is ordered by dataset index (the original relied on an unshuffled loader and took images
+from ``inp[1]``); embeddings stay torch tensors (float32, CPU) instead of stacked numpy lists; the
+model's train/eval mode is restored afterwards.
+"""
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+
+@torch.no_grad()
+def compute_embeddings(model: torch.nn.Module, loader, device, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns embeds: (N, D) float32 and labels: (N,) int64 on the CPU, sorted by dataset index."""
+    was_training = model.training
+    model.eval()
+    device = torch.device(device)
+    feats, labs, idxs = [], [], []
+    try:
+        for images, labels, indices in tqdm(loader, desc="embedding", leave=False, disable=None):
+            with torch.autocast(device.type, enabled=amp):
+                out = model(images.to(device, non_blocking=True))
+            out = out[0] if isinstance(out, (tuple, list)) else out
+            feats.append(out.float().cpu())
+            labs.append(torch.as_tensor(labels).long().cpu())
+            idxs.append(torch.as_tensor(indices).long().cpu())
+    finally:
+        model.train(was_training)
+    order = torch.argsort(torch.cat(idxs))
+    return torch.cat(feats)[order], torch.cat(labs)[order]

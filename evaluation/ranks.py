@@ -1,0 +1,118 @@
+"""Exact ranks of each query's relevant gallery items, from the chunked distance pass.
+
+Every retrieval metric here (Recall@k, MRR, P@1, R-precision, MAP@R, AP@k, full AP, precision@k) is a
+function of the ranks at which a query's relevant items appear, so this returns, per query, the sorted
+0-based ranks of all of them, exactly, with ties in distance broken by the lower gallery index — never
+a top-k list: recall@1000 costs no more than recall@1 (as in Roth et al., ICML 2020 and Musgrave et al.,
+"A Metric Learning Reality Check", ECCV 2020, relevant = same label, the query itself excluded).
+
+Per chunk: the distances of each query's positives give its farthest positive; the items up to it
+(everything that can precede a positive) are collected and sorted once by (row, distance, index) with
+integer keys made from the float bits, and the positions of the positives are their ranks. The cost
+beyond the matrix product is a compare, a ``nonzero`` and a sort of those items: small for a good
+embedding; for a random one it approaches a sort of each row (correct, slower). Counting with two
+``searchsorted`` passes per row instead was tried and measured 5× slower on the CPU.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .knn import Side, blocks
+
+
+class _ByLabel:
+    """The gallery sorted by label, to list each query's same-label items without a loop."""
+
+    def __init__(self, g: Side):
+        self.g = g
+        self.order = torch.argsort(g.labels, stable=True)
+        self.uniq, self.counts = torch.unique(g.labels[self.order], return_counts=True)
+        self.starts = torch.cumsum(self.counts, 0) - self.counts
+
+    def runs(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Start and length of each label's run in ``order`` (length 0 for labels not in the gallery)."""
+        slot = torch.searchsorted(self.uniq, labels).clamp(max=len(self.uniq) - 1)
+        return self.starts[slot], torch.where(self.uniq[slot] == labels, self.counts[slot], 0)
+
+    def positive_columns(self, q: Side, width: int) -> torch.Tensor:
+        """(nq, width) gallery positions of each query's relevant items, padded with -1."""
+        start, n = self.runs(q.labels)
+        ar = torch.arange(width, device=q.x.device)
+        cols = self.order[(start[:, None] + ar).clamp(max=len(self.order) - 1)]
+        ok = (ar[None, :] < n[:, None]) & (self.g.ids[cols] != q.ids[:, None])
+        if q.ignore is not None:
+            ok &= self.g.ignore[cols] != q.ignore[:, None]
+        return torch.where(ok, cols, -1)
+
+
+def _sort_key(vals: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """int64 keys ordering by (row, value): the float32 bits mapped to an order-preserving integer."""
+    bits = (vals + 0.0).view(torch.int32).long()           # + 0.0 turns -0.0 into +0.0
+    bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31)
+    return (rows << 32) | bits
+
+
+def _ranks_of_positives(d: torch.Tensor, r: torch.Tensor, c: torch.Tensor, pos: torch.Tensor,
+                        width: int) -> torch.Tensor:
+    """(rows, width) ranks of the positives, from the items (r, c) up to each row's farthest positive.
+
+    d: (rows, n_g); r, c, pos: (M,) row, column and relevance of each item, in row-major order.
+    """
+    # one stable sort on (row, distance); nonzero lists columns in ascending order, so equal
+    # distances stay ordered by gallery index
+    o = torch.argsort(_sort_key(d[r, c], r), stable=True)
+    r, pos = r[o], pos[o]
+    start = torch.searchsorted(r, torch.arange(len(d), device=d.device))
+    rank = torch.arange(len(r), device=d.device) - start[r]
+    cs = torch.cumsum(pos, 0)
+    j = cs - (cs - pos.long())[start[r]] - 1          # index of each positive within its row
+    out = torch.full((len(d), width), d.shape[1], dtype=torch.long, device=d.device)
+    keep = pos & (j < width)  # ties at a limit threshold can admit more positives than needed
+    out[r[keep], j[keep]] = rank[keep]
+    return out
+
+
+def _first_positive(d: torch.Tensor, pc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows,) exact 0-based rank of each row's nearest relevant item and its distance.
+
+    d: (rows, n_g); pc: (rows, width) relevant columns padded with -1. The rank is a count — items
+    strictly closer, plus equally close items of lower gallery index — so no sort is needed.
+    """
+    dp = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), float("inf"))
+    dmin = dp.min(1, keepdim=True).values
+    big = torch.iinfo(torch.long).max
+    cmin = torch.where((dp == dmin) & (pc >= 0), pc, big).min(1, keepdim=True).values
+    cols = torch.arange(d.shape[1], device=d.device)[None, :]
+    rank = (d < dmin).sum(1) + ((d == dmin) & (cols < cmin)).sum(1)
+    return rank, dmin.squeeze(1)
+
+
+def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
+                   limit: int | None = None):
+    """Yield, chunk by chunk, ``(offset, first (c,), ranks (c, M))``.
+
+    ``first`` is the exact rank of each query's nearest relevant item over the whole gallery;
+    ``ranks`` holds the sorted exact ranks of its relevant items that rank below ``limit`` (all of
+    them when ``limit`` is None), padded with n_g. ``limit == 0`` skips the ranking (first only).
+    Only items up to min(farthest relevant item, the limit-th item) are sorted, so MAP@R or
+    mAP_1000 on classes of thousands costs a partial sort per row, not a full one.
+    Memory: one chunk of c × M integers, M = min(largest gallery class, limit).
+    """
+    by_label = _ByLabel(gs)
+    max_pos = int(by_label.runs(qs.labels)[1].max()) if len(qs.x) else 0
+    width = max_pos if limit is None else min(max_pos, limit)
+    mask = None
+    for s, q, d in blocks(qs, gs, cosine, backend):
+        pc = by_label.positive_columns(q, max_pos)
+        first, _ = _first_positive(d, pc)
+        if width == 0:
+            yield s, first.cpu().numpy(), np.zeros((len(d), 0), np.int64)
+            continue
+        tau = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), -float("inf")).amax(1)
+        if limit is not None and limit < d.shape[1]:
+            tau = torch.minimum(tau, torch.kthvalue(d, limit, dim=1).values)
+        mask = torch.empty(d.shape, dtype=torch.bool, device=d.device) if mask is None else mask[: len(d)]
+        r, c = torch.nonzero(torch.le(d, tau[:, None], out=mask), as_tuple=True)
+        res = _ranks_of_positives(d, r, c, gs.labels[c] == q.labels[r], width)
+        yield s, first.cpu().numpy(), res.cpu().numpy()

@@ -1,0 +1,116 @@
+"""Retrieval metrics read from the rank of the first correct neighbour, and full-ranking mAP.
+
+``e_recall@k`` (Roth et al., "Revisiting Training Strategies and Generalization Performance in Deep
+Metric Learning", ICML 2020; = Recall@k of Oh Song et al., CVPR 2016), ``cmc@k`` (Open Metric
+Learning; the same number under its re-identification name), ``precision_at_1`` (Musgrave et al., "A
+Metric Learning Reality Check", ECCV 2020), ``mrr`` (mean reciprocal rank) and ``mAP`` (average
+precision over the whole ranking).
+
+Every value is a per-query quantity averaged over the queries that have at least one correct item in
+the gallery; the others are reported as ``n_queries_without_positive`` and left out (pytorch-metric-
+learning does the same; the original harness counted them as misses, OML counts them as hits).
+Deviations: ``mrr`` uses the exact rank over the whole gallery (pytorch-metric-learning gives 0 beyond
+its k neighbours); ``mAP`` is divided by R, the number of relevant gallery items, and is sample-averaged
+(the original harness' README called it class-averaged, its code averaged per query as here).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .names import METRICS, Metric
+
+
+@dataclass
+class View:
+    """Valid queries only. ranks: (n, M) sorted 0-based ranks of the relevant items that rank below
+    the pass's limit, padded with a value ≥ any real rank; n_pos, labels: (n,); first: (n,) exact
+    rank of the nearest relevant item."""
+
+    ranks: np.ndarray
+    n_pos: np.ndarray
+    labels: np.ndarray
+    first: np.ndarray
+
+    def hits_within(self, k: float) -> np.ndarray:
+        """(n, M) whether the j-th relevant item is ranked among the first k (and exists)."""
+        return (self.ranks < k) & (np.arange(self.ranks.shape[1])[None, :] < self.n_pos[:, None])
+
+    def ap_sum(self, k: float) -> np.ndarray:
+        """(n,) Σ_{i≤k} P(i)·hit_i: the j-th relevant item at rank r contributes j/r (1-based)."""
+        prec = np.arange(1, self.ranks.shape[1] + 1)[None, :] / (self.ranks + 1.0)
+        return np.where(self.hits_within(k), prec, 0.0).sum(1)
+
+
+class RetrievalMetric(Metric):
+    """A per-query retrieval quantity. ``depth()`` says how far down the ranking it looks:
+    0 (only the nearest relevant item), k (the top k), "R" (the top R, R = relevant items) or
+    None (the whole ranking); the pass ranks no deeper than the deepest requested metric."""
+
+    kind = "retrieval"
+
+    def depth(self) -> int | str | None:
+        return None
+
+    def per_query(self, v: View) -> np.ndarray:
+        raise NotImplementedError
+
+    def aggregate(self, per_query: np.ndarray, labels: np.ndarray) -> float:
+        return float(per_query.mean()) if len(per_query) else float("nan")
+
+
+class _RankBelow(RetrievalMetric):
+    arg = "int"
+
+    def depth(self) -> int:
+        return 0
+
+    @staticmethod
+    def check_value(k: int) -> str | None:
+        return None if k >= 1 else "k must be at least 1"
+
+    def per_query(self, v: View) -> np.ndarray:
+        return (v.first < self.value).astype(np.float64)
+
+
+@METRICS.register("e_recall")
+class Recall(_RankBelow):
+    """Recall@k: 1 when a correct item is among the k nearest gallery items, averaged over queries."""
+
+
+@METRICS.register("cmc")
+class CMC(_RankBelow):
+    """CMC@k (Open Metric Learning): identical to Recall@k."""
+
+
+@METRICS.register("precision_at_1")
+class PrecisionAt1(RetrievalMetric):
+    """P@1 (MLRC): 1 when the nearest gallery item is correct."""
+
+    def depth(self) -> int:
+        return 0
+
+    def per_query(self, v: View) -> np.ndarray:
+        return (v.first == 0).astype(np.float64)
+
+
+@METRICS.register("mrr")
+class MRR(RetrievalMetric):
+    """Mean reciprocal rank of the first correct gallery item (exact rank over the whole gallery)."""
+
+    def depth(self) -> int:
+        return 0
+
+    def per_query(self, v: View) -> np.ndarray:
+        return 1.0 / (v.first + 1.0)
+
+
+@METRICS.register("map_full")
+class MAPFull(RetrievalMetric):
+    """mAP over the full ranking: sum of precision at each correct item, divided by R."""
+
+    spelling = "mAP"
+
+    def per_query(self, v: View) -> np.ndarray:
+        return v.ap_sum(np.inf) / v.n_pos

@@ -1,0 +1,337 @@
+"""Tests of the evaluation engine: hand-computed cases for every metric, splits, ties, backends."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import evaluation
+from evaluation import METRICS, check_metric_names, compute_embeddings, evaluate, knn
+from evaluation.clustering import F1
+from registry import RegistryError
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Set A, 1-D, every sample is query and gallery, self excluded:
+#   idx: 0     1     2     3     4
+#   x:   0     1     3     6     10
+#   lab: a     b     a     b     a
+# Rankings (distance, then index) and the 0-based ranks of the relevant items:
+#   q0: 1(b,1) 2(a,3) 3(b,6) 4(a,10)          → [1, 3]   R=2
+#   q1: 0(a,1) 2(a,2) 3(b,5) 4(a,9)           → [2]      R=1
+#   q2: 1(b,2) 0(a,3) 3(b,3) 4(a,7)   tie 0~3 → [1, 3]   R=2  (index 0 before 3)
+#   q3: 2(a,3) 4(a,4) 1(b,5) 0(a,6)           → [2]      R=1
+#   q4: 3(b,4) 2(a,7) 1(b,9) 0(a,10)          → [1, 3]   R=2
+XA = np.array([[0.0], [1.0], [3.0], [6.0], [10.0]], np.float32)
+LA = np.array([0, 1, 0, 1, 0])
+EXPECTED_A = {
+    "e_recall@1": 0.0, "e_recall@2": 3 / 5, "e_recall@3": 1.0, "cmc@2": 3 / 5,
+    "precision_at_1": 0.0,
+    "mrr": (1 / 2 + 1 / 3 + 1 / 2 + 1 / 3 + 1 / 2) / 5,
+    # R-precision: q0 1/2, q1 0, q2 1/2, q3 0, q4 1/2
+    "r_precision": 1.5 / 5,
+    # MAP@R: q0 (1/2)/2, q1 0, q2 1/4, q3 0, q4 1/4
+    "mAP_at_r": 0.75 / 5,
+    # class-averaged: class a (q0, q2, q4) 1/4, class b (q1, q3) 0
+    "mAP_c": 0.125,
+    # full AP: q0 (1/2 + 2/4)/2 = 1/2, q1 1/3, q2 1/2, q3 1/3, q4 1/2
+    "mAP": 13 / 30, "mAP_1000": 13 / 30, "mAP_lim": 13 / 30, "map@4": 13 / 30,
+    # map@2 / min(2, R): q0 (1/2)/2, q1 0, q2 1/4, q3 0, q4 1/4
+    "map@2": 0.15,
+    # precision@2 / min(2, R): q0 1/2, q1 0/1, q2 1/2, q3 0, q4 1/2
+    "precision@2": 0.3,
+    # precision@3 / min(3, R): q0 1/2, q1 1/1, q2 1/2, q3 1, q4 1/2
+    "precision@3": 0.7,
+    "n_queries_without_positive": 0.0,
+}
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_hand_computed_retrieval(backend):
+    out = evaluate(XA, LA, list(EXPECTED_A)[:-1], backend=backend)
+    for k, v in EXPECTED_A.items():
+        assert out[k] == pytest.approx(v, abs=1e-12), k
+
+
+def test_ties_broken_by_index():
+    # q2 has a (b) and 0 (a) at distance 3; index 0 first: recall@2 counts q2. If the tie went the
+    # other way recall@2 would be 2/5. Duplicates: all items at one point, the lower index wins.
+    assert evaluate(XA, LA, ["e_recall@2"])["e_recall@2"] == pytest.approx(3 / 5)
+    x = np.zeros((4, 2), np.float32)
+    # q0: 1(b) 2(a) 3(b) → rank 1; q1: 0(a) 2(a) 3(b) → 2; q2: 0(a) 1(b) 3(b) → 0; q3: 0 1 2 → 1
+    out = evaluate(x, [0, 1, 0, 1], ["mrr", "e_recall@1"])
+    assert out["mrr"] == pytest.approx((1 / 2 + 1 / 3 + 1 + 1 / 2) / 4)
+    assert out["e_recall@1"] == pytest.approx(1 / 4)
+
+
+# Set B, query/gallery split: gallery = {1, 2, 3}
+#   idx: 0     1     2     3     4
+#   x:   0     1     2     4     9
+#   lab: a     b     a     b     c
+#   Q    Q     Q     -     -     Q        G: -  G  G  G  -
+#   q0: 1(b) 2(a) 3(b) → [1];  q1 (self excluded): 2(a) 3(b) → [1];  q4: no c in gallery → lone
+XB = np.array([[0.0], [1.0], [2.0], [4.0], [9.0]], np.float32)
+LB = np.array([0, 1, 0, 1, 2])
+QB = np.array([1, 1, 0, 0, 1], bool)
+GB = np.array([0, 1, 1, 1, 0], bool)
+
+
+def test_query_gallery_self_exclusion_and_lone_queries():
+    out = evaluate(XB, LB, ["e_recall@1", "e_recall@2", "mrr"], is_query=QB, is_gallery=GB)
+    assert out["n_queries_without_positive"] == 1.0
+    assert out["e_recall@1"] == 0.0 and out["e_recall@2"] == 1.0 and out["mrr"] == 0.5
+
+
+def test_ignore_ids():
+    # q0 shares id 7 with 2, its only positive → lone; q1 keeps 3 at rank 1
+    out = evaluate(XB, LB, ["e_recall@2"], is_query=QB, is_gallery=GB, ignore_ids=[7, 0, 7, 1, 2])
+    assert out["n_queries_without_positive"] == 2.0 and out["e_recall@2"] == 1.0
+    # q0 shares id 5 with 1 (a negative at rank 0): q0 now ranks 2(a) first
+    out = evaluate(XB, LB, ["e_recall@1"], is_query=QB, is_gallery=GB, ignore_ids=[5, 5, 6, 7, 8])
+    assert out["e_recall@1"] == 0.5
+
+
+def test_categories_breakdown():
+    # categories x x y y x: recall@2 per query (Set A) is 1 0 1 0 1
+    out = evaluate(XA, LA, ["e_recall@2", "dists@intra"], categories=np.array(list("xxyyx")))
+    assert out["e_recall@2/cat=x"] == pytest.approx(2 / 3)
+    assert out["e_recall@2/cat=y"] == pytest.approx(1 / 2)
+    assert out["n_queries_without_positive/cat=y"] == 0.0
+    assert "dists@intra/cat=x" in out and "dists@intra/cat=y" in out
+
+
+def _naive(x, lab, ks):
+    """Loop-by-loop reference over a float64 full ranking sorted by (distance, index)."""
+    n = len(x)
+    res = {f"e_recall@{k}": [] for k in ks} | {"mAP_at_r": [], "mAP": [], "mrr": [], "map@5": []}
+    for i in range(n):
+        d = ((x - x[i]) ** 2).sum(1).astype(np.float64)
+        order = [j for j in np.lexsort((np.arange(n), d)) if j != i]
+        rel = np.array([lab[j] == lab[i] for j in order], float)
+        r = int(rel.sum())
+        if r == 0:
+            continue
+        prec = np.cumsum(rel) / np.arange(1, n)
+        for k in ks:
+            res[f"e_recall@{k}"].append(float(rel[:k].any()))
+        res["mAP_at_r"].append((prec[:r] * rel[:r]).sum() / r)
+        res["mAP"].append((prec * rel).sum() / r)
+        res["mrr"].append(1 / (1 + int(np.argmax(rel))))
+        res["map@5"].append((prec[:5] * rel[:5]).sum() / min(5, r))
+    return {k: float(np.mean(v)) for k, v in res.items()}
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_random_data_matches_naive_reference(backend, monkeypatch):
+    monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 97)  # one or two queries per chunk
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, size=(60, 3)).astype(np.float32)  # small integers: many exact ties
+    lab = rng.integers(0, 8, 60)
+    ref = _naive(x, lab, (1, 4, 20))
+    out = evaluate(x, lab, list(ref), backend=backend)
+    for k, v in ref.items():
+        assert out[k] == pytest.approx(v, abs=1e-12), k
+
+
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_each_metric_alone_ranks_only_as_deep_as_it_needs_and_matches_reference(backend,
+                                                                                 monkeypatch):
+    # few large classes and many ties: each metric alone runs a shallower pass (first item only,
+    # top-k, top-R) than the full ranking mAP forces; every depth must give the reference value
+    monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 150)
+    rng = np.random.default_rng(3)
+    x = rng.integers(-2, 3, size=(70, 2)).astype(np.float32)
+    lab = rng.integers(0, 3, 70)
+    ref = _naive(x, lab, (1, 4, 20))
+    for name, value in ref.items():
+        assert evaluate(x, lab, [name], backend=backend)[name] == pytest.approx(value, abs=1e-12), name
+
+
+def test_torch_faiss_and_chunking_agree(monkeypatch):
+    rng = np.random.default_rng(1)
+    x, lab = rng.normal(size=(80, 16)).astype(np.float32), rng.integers(0, 10, 80)
+    names = ["e_recall@1", "e_recall@8", "c_recall@2", "mAP_c", "mAP_1000", "c_mAP", "r_precision",
+             "precision@3", "mrr", "fnmr@0.1", "c_fnmr@0.01"]
+    a = evaluate(x, lab, names)
+    b = evaluate(x, lab, names, backend="faiss")
+    monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 1)
+    c = evaluate(x, lab, names)
+    for k in a:
+        assert a[k] == pytest.approx(b[k], abs=1e-12) and a[k] == pytest.approx(c[k], abs=1e-12), k
+
+
+def test_cosine_equals_euclidean_on_normalised_inputs():
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(80, 6)).astype(np.float32)
+    lab = rng.integers(0, 6, 80)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True)
+    names = ["e_recall@1", "e_recall@4", "mAP_at_r", "mAP", "mrr", "rho_spectrum@2", "pcf@0.9"]
+    cos = evaluate(x, lab, ["c_recall@1", "c_recall@4", "c_mAP_at_r", "c_mAP", "c_mrr", "c_rho_spectrum@2",
+                            "c_pcf@0.9"])
+    euc = evaluate(xn, lab, names)
+    for n in names:
+        c = "c_recall" + n[len("e_recall"):] if n.startswith("e_") else "c_" + n
+        assert cos[c] == pytest.approx(euc[n], abs=1e-9), n
+    assert evaluate(x, lab, ["c_dists@intra"])["c_dists@intra"] == pytest.approx(
+        evaluate(x, lab, ["dists@intra"])["dists@intra"])
+
+
+def test_fnmr_hand_computed():
+    # Set A, ordered pairs. Positive distances: 3 3 5 5 7 7 10 10. Negatives (12, sorted):
+    # 1 1 2 2 3 3 4 4 6 6 9 9. FMR 0.5: position 5.5 → T = 3.5 → 6/8 positives ≥ T.
+    # FMR 1: T = 9 → 2/8. FMR 0.1: position 1.1 → T = 1.1 → 8/8.
+    out = evaluate(XA, LA, ["fnmr@0.5", "fnmr@1", "fnmr@0.1"])
+    assert out["fnmr@0.5"] == pytest.approx(0.75)
+    assert out["fnmr@1"] == pytest.approx(0.25)
+    assert out["fnmr@0.1"] == pytest.approx(1.0)
+
+
+def test_fnmr_matches_numpy_quantile():
+    rng = np.random.default_rng(3)
+    x, lab = rng.normal(size=(70, 4)).astype(np.float32), rng.integers(0, 5, 70)
+    d = np.sqrt(((x[:, None].astype(np.float64) - x[None]) ** 2).sum(-1))
+    same, off = lab[:, None] == lab[None], ~np.eye(70, dtype=bool)
+    pos, neg = d[same & off], d[~same]
+    for f in (0.001, 0.05, 0.3):
+        want = float((pos >= np.quantile(neg, f)).mean())
+        assert evaluate(x, lab, [f"fnmr@{f}"])[f"fnmr@{f}"] == pytest.approx(want, abs=1e-6)
+
+
+def test_clustering_hand_computed():
+    # blobs A (4 points, label 0), B and C (2 points each, label 1), n_clusters = 3 → clusters A|B|C
+    # pairs: same cluster 6+1+1 = 8, same class 6+6 = 12, both 8 → P = 1, R = 2/3, F1 = 0.8
+    # NMI: H(labels) = ln 2, H(clusters) = 1.5 ln 2, MI = ln 2 → ln 2 / (1.25 ln 2) = 0.8
+    # (blobs sit 45° apart, so the cosine variants see the same three groups; seed 1 starts one
+    # centroid in each blob — k-means with one restart can settle in a local minimum otherwise)
+    rng = np.random.default_rng(4)
+    centres = np.array([[7, 7]] * 4 + [[10, 0]] * 2 + [[0, 10]] * 2, np.float32)
+    x = centres + 0.01 * rng.normal(size=centres.shape).astype(np.float32)
+    lab = [0, 0, 0, 0, 1, 1, 1, 1]
+    out = evaluate(x, lab, ["f1", "nmi", "ami"], n_clusters=3, seed=1)
+    assert out["f1"] == pytest.approx(0.8) and out["nmi"] == pytest.approx(0.8)
+    assert 0 <= out["ami"] < out["nmi"]
+    # default n_clusters = distinct labels; three labels on three blobs → perfect
+    perfect = evaluate(x, [0, 0, 0, 0, 1, 1, 2, 2], ["f1", "nmi", "ami", "c_nmi", "c_f1"], seed=1)
+    assert all(v == pytest.approx(1.0) for v in perfect.values())
+
+
+def test_f1_contingency():
+    # classes 0 0 0 1 1, clusters 0 0 1 1 1: same cluster 1+3 = 4, same class 3+1 = 4, both 1+1 = 2
+    assert F1(value=None, cosine=False).score(np.array([0, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 1])) == 0.5
+
+
+def test_dists_hand_computed():
+    # class a: (1,0),(0,1) → cos 0 → 1; class b: (1,0),(2,0) → 0; class c alone → left out
+    # intra = 0.5. Normalised class means: a (1,1)/√2, b (1,0), c (-1,0):
+    # distances 1 - 1/√2, 1 + 1/√2, 2 → inter = 4/3
+    x = np.array([[1, 0], [0, 1], [1, 0], [2, 0], [-1, 0]], np.float32)
+    out = evaluate(x, [0, 0, 1, 1, 2], ["dists@intra", "dists@inter", "dists@intra_over_inter"])
+    assert out["dists@intra"] == pytest.approx(0.5)
+    assert out["dists@inter"] == pytest.approx(4 / 3)
+    assert out["dists@intra_over_inter"] == pytest.approx(0.375)
+
+
+def test_rho_spectrum_hand_computed():
+    # singular values of diag(4, 3, 1): 4 3 1. @2 drops 4 → s = (3/4, 1/4)
+    # KL(U‖s) = ½ ln(½ / ¾) + ½ ln(½ / ¼) = ½ ln(4/3); KL(s‖U) = ¾ ln(3/2) + ¼ ln(1/2)
+    x = np.diag([4.0, 3.0, 1.0]).astype(np.float32)
+    out = evaluate(x, [0, 1, 2], ["rho_spectrum@2", "rho_spectrum@-2", "rho_spectrum@1", "rho_spectrum@0"])
+    assert out["rho_spectrum@2"] == pytest.approx(0.5 * math.log(4 / 3))
+    assert out["rho_spectrum@-2"] == pytest.approx(0.75 * math.log(1.5) + 0.25 * math.log(0.5))
+    s = np.array([4, 3, 1]) / 8
+    assert out["rho_spectrum@1"] == pytest.approx(float(np.sum(np.log(1 / 3) - np.log(s)) / 3))
+    assert isinstance(out["rho_spectrum@0"], np.ndarray)
+    np.testing.assert_allclose(out["rho_spectrum@0"], s)
+
+
+def test_pcf_hand_computed():
+    # centred points (±3,0,0), (0,±1,0): variances 18 and 2 → shares 0.9, 1.0, 1.0 (D = 3)
+    x = np.array([[3, 0, 0], [-3, 0, 0], [0, 1, 0], [0, -1, 0]], np.float32)
+    out = evaluate(x, [0, 0, 1, 1], ["pcf@0.5", "pcf@0.9", "pcf@0.95", "pcf@1"])
+    assert out["pcf@0.5"] == pytest.approx(1 / 3) and out["pcf@0.9"] == pytest.approx(1 / 3)
+    assert out["pcf@0.95"] == pytest.approx(2 / 3) and out["pcf@1"] == pytest.approx(2 / 3)
+
+
+def test_every_registered_metric_has_a_hand_case():
+    covered = {"e_recall", "cmc", "precision_at_1", "mrr", "map_full", "r_precision", "map_at_r", "map_c",
+               "map_1000", "map_lim", "map", "precision", "fnmr", "nmi", "ami", "f1", "dists",
+               "rho_spectrum", "pcf"}
+    assert set(METRICS.names()) == covered
+
+
+@pytest.mark.parametrize("bad", ["e_recal@1", "e_recall", "e_recall@x", "e_recall@0", "nmi@3",
+                                 "dists@outer", "fnmr@2", "c_"])
+def test_check_metric_names_errors(bad):
+    with pytest.raises(RegistryError) as err:
+        check_metric_names(["e_recall@1", bad])
+    msg = str(err.value)
+    assert "\n" not in msg and bad in msg and "e_recall@<int>" in msg and "mAP_at_r" in msg
+
+
+def test_check_metric_names_accepts_legacy_and_modern():
+    check_metric_names(["e_recall@4", "c_recall@1", "nmi", "c_nmi", "f1", "mAP_c", "c_mAP_1000", "mAP_lim",
+                        "mAP", "dists@intra_over_inter", "rho_spectrum@-1", "rho_spectrum@0", "fnmr@0.001",
+                        "precision_at_1", "r_precision", "mAP_at_r", "ami", "cmc@5", "precision@5", "map@10",
+                        "pcf@0.9", "mrr"])
+
+
+def test_cli(tmp_path):
+    np.save(tmp_path / "e.npy", XA)
+    np.save(tmp_path / "l.npy", LA)
+    cmd = [sys.executable, "-m", "evaluation", "--embeddings", str(tmp_path / "e.npy"), "--labels",
+           str(tmp_path / "l.npy"), "--metrics", "e_recall@2", "rho_spectrum@0", "--json", str(tmp_path / "o.json")]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert "e_recall@2" in run.stdout
+    res = json.loads((tmp_path / "o.json").read_text())
+    assert res["e_recall@2"] == pytest.approx(0.6) and isinstance(res["rho_spectrum@0"], list)
+
+
+def test_cli_main_rejects_bad_input(tmp_path, capsys):
+    from evaluation.__main__ import main
+    np.save(tmp_path / "e.npy", XA)
+    np.save(tmp_path / "l.npy", LA[:3])
+    args = ["--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy"), "--metrics", "nmi"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error:") and err.count("\n") == 1 and "labels" in err
+    assert main(args[:3] + [str(tmp_path / "missing.npy")] + args[4:]) == 2
+    np.save(tmp_path / "l.npy", LA)
+    assert main(args[:-1] + ["nope@1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "valid metrics" in err
+
+
+class _Indexed(torch.utils.data.Dataset):
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return self.x[i], self.y[i], i
+
+
+def test_compute_embeddings_orders_by_index_and_restores_mode():
+    torch.manual_seed(0)
+    x, y = torch.randn(10, 3), torch.arange(10)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5))
+    model.train()
+    loader = torch.utils.data.DataLoader(_Indexed(x, y), batch_size=3, shuffle=True)
+    emb, lab = compute_embeddings(model, loader, "cpu")
+    assert model.training
+    assert emb.dtype == torch.float32 and lab.dtype == torch.int64 and emb.shape == (10, 4)
+    assert torch.equal(lab, y)
+    model.eval()
+    torch.testing.assert_close(emb, model(x))
+
+
+def test_package_exports():
+    assert {"METRICS", "evaluate", "compute_embeddings", "check_metric_names"} <= set(evaluation.__all__)
