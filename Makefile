@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` (train on the built-in glyphs set) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-$(shell md5sum requirements.txt | cut -c1-8)
+DEMO_DIR ?= runs
+
+.PHONY: install demo demo-clean test bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check -q -r requirements.txt
+	touch $@
+
+# A small network on the generated glyphs dataset, CPU only, a few minutes. Re-running it reports
+# the finished run; `make demo-clean` forgets it.
+demo: $(STAMP)
+	$(BIN)/python main.py --dataset glyphs --source_path $(DEMO_DIR)/data \
+	  --save_path $(DEMO_DIR) --project demo --group glyphs_margin_distance --seed 0 \
+	  --arch smallnet_normalize --not_pretrained --embed_dim 64 \
+	  --loss margin --batch_mining distance --data_sampler class_random \
+	  --bs 112 --samples_per_class 4 --lr 1e-3 --fc_lr 1e-3 --decay 1e-4 --n_epochs 8 \
+	  --kernels 0 --no_train_metrics --use_tv_split \
+	  --evaluation_metrics e_recall@1 e_recall@2 e_recall@4 nmi mAP_at_r
+
+demo-clean:
+	rm -rf $(DEMO_DIR)/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q tests
+
+bench: $(STAMP)
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit 1; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_DIR)

@@ -1,0 +1,201 @@
+"""Every flag of a run: the core flags of the RevisitDML harness (same names and defaults), the flags
+generated from each registered plug-in, and the validation of combinations.
+
+Deviations from the original ``parameters.py`` (Roth et al., ICML 2020 code):
+- ``--wandb_key`` is gone: the W&B key is read only from the ``WANDB_API_KEY`` environment variable.
+- ``--evaltypes`` (a DiVA multi-head leftover) is gone; ``--no_train_metrics`` works.
+- ``--source_path`` defaults to ``./Datasets`` rather than ``../../Datasets``; ``--source`` is an alias.
+- New: ``--pretrained_weights``, ``--device``, ``--eval_backend``, ``--amp``, ``--iters_per_epoch``,
+  ``--eval_every``, ``--selection_split``, ``--grad_clip``.
+The namespace is validated once and then frozen: nothing may write into it at run time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+import architectures
+import batch_mining
+import criteria
+import datasampler
+import datasets
+import evaluation
+from architectures import ARCHITECTURES, parse_arch
+from batch_mining import MINERS
+from criteria import LOSSES
+from datasampler import SAMPLERS
+from datasets import DATASETS
+from registry import RegistryError
+
+DEFAULT_METRICS = [
+    "e_recall@1", "e_recall@2", "e_recall@4", "nmi", "f1", "mAP_1000", "mAP_lim", "mAP_c",
+    "mAP_at_r", "r_precision", "precision_at_1",
+    "dists@intra", "dists@inter", "dists@intra_over_inter",
+    "rho_spectrum@0", "rho_spectrum@-1", "rho_spectrum@1", "rho_spectrum@2", "rho_spectrum@10",
+]
+
+
+class FrozenNamespace(argparse.Namespace):
+    """A namespace that refuses writes once validated."""
+
+    def __setattr__(self, key: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(f"opt is read-only after validation (tried to set {key!r}); "
+                                 "pass run-time values as explicit arguments")
+        super().__setattr__(key, value)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in vars(self).items() if k != "_frozen"}
+
+
+def _names(registry) -> str:
+    return ", ".join(registry.names())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="main.py",
+        description="dmlbench: train and evaluate a deep metric learning model. Losses, miners, "
+                    "samplers, architectures and datasets are chosen by name; each one's own flags "
+                    "are listed in its group below.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default="cub200", help=f"one of: {_names(DATASETS)}")
+    data.add_argument("--source_path", "--source", dest="source_path", default="Datasets",
+                      help="folder holding one sub-folder per dataset (<source_path>/<dataset>)")
+    data.add_argument("--use_tv_split", action="store_true",
+                      help="hold out part of the training data as a validation split (model "
+                           "selection then uses it instead of the test split)")
+    data.add_argument("--tv_split_by_samples", action="store_true",
+                      help="split train/validation per class by samples instead of by classes")
+    data.add_argument("--tv_split_perc", type=float, default=0.8,
+                      help="fraction of the training data kept for training")
+    data.add_argument("--augmentation", default="base", choices=["base", "adv", "big", "red"])
+    data.add_argument("--data_sampler", default="class_random", help=f"one of: {_names(SAMPLERS)}")
+    data.add_argument("--samples_per_class", type=int, default=2,
+                      help="samples per class in a batch (must divide --bs)")
+    data.add_argument("--kernels", type=int, default=6, help="DataLoader worker processes")
+
+    train = parser.add_argument_group("training")
+    train.add_argument("--lr", type=float, default=1e-5, help="backbone learning rate")
+    train.add_argument("--fc_lr", type=float, default=-1,
+                       help="learning rate of the embedding layer (< 0: same as --lr)")
+    train.add_argument("--decay", type=float, default=4e-4, help="weight decay")
+    train.add_argument("--n_epochs", type=int, default=150)
+    train.add_argument("--iters_per_epoch", type=int, default=0,
+                       help="cap on iterations per epoch (0: one pass of the sampler)")
+    train.add_argument("--bs", type=int, default=112, help="batch size")
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--scheduler", default="step", choices=["step", "cosine", "none"])
+    train.add_argument("--gamma", type=float, default=0.3, help="step scheduler decay factor")
+    train.add_argument("--tau", type=int, nargs="+", default=[1000],
+                       help="step scheduler milestones (epochs)")
+    train.add_argument("--optim", default="adam", choices=["adam", "adamw", "sgd"])
+    train.add_argument("--grad_clip", type=float, default=0, help="clip gradient norm (0: off)")
+    train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    train.add_argument("--loss", default="margin", help=f"one of: {_names(LOSSES)}")
+    train.add_argument("--batch_mining", default="distance", help=f"one of: {_names(MINERS)}")
+
+    net = parser.add_argument_group("network")
+    net.add_argument("--arch", default="resnet50_frozen_normalize",
+                     help=f"one of: {_names(ARCHITECTURES)}, followed by options "
+                          f"({', '.join('_' + k for k in architectures.ARCH_OPTIONS)}) in any order")
+    net.add_argument("--embed_dim", type=int, default=128)
+    net.add_argument("--not_pretrained", action="store_true", help="no ImageNet initialisation")
+    net.add_argument("--pretrained_weights", default=None,
+                     help="local file with the backbone's ImageNet weights (else the torch hub cache)")
+
+    ev = parser.add_argument_group("evaluation")
+    ev.add_argument("--evaluation_metrics", nargs="+", default=DEFAULT_METRICS,
+                    help="metrics computed on every evaluated split")
+    ev.add_argument("--storage_metrics", nargs="+", default=["e_recall@1"],
+                    help="metrics whose improvement on the selection split saves the 'best' "
+                         "checkpoint (the first one chooses the reported epoch)")
+    ev.add_argument("--selection_split", default="auto", choices=["auto", "val", "test"],
+                    help="split that chooses the best epoch; auto: val when there is one, else test")
+    ev.add_argument("--no_train_metrics", action="store_true", help="skip training-set metrics")
+    ev.add_argument("--evaluate_on_gpu", action="store_true", help="neighbour search on the GPU")
+    ev.add_argument("--eval_backend", default="torch", choices=["torch", "faiss"])
+    ev.add_argument("--eval_every", type=int, default=1, help="evaluate every N epochs (and last)")
+
+    setup = parser.add_argument_group("setup and logging")
+    setup.add_argument("--gpu", type=int, nargs="+", default=[0], help="CUDA device id(s)")
+    setup.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    setup.add_argument("--save_path", default="Training_Results", help="root of all run folders")
+    setup.add_argument("--savename", default="group_plus_seed",
+                       help="run folder name; group_plus_seed gives <group>_s<seed>")
+    setup.add_argument("--log_online", action="store_true",
+                       help="also log to Weights & Biases (offline when WANDB_API_KEY is unset)")
+    setup.add_argument("--project", default="Sample_Project")
+    setup.add_argument("--group", default="Sample_Group")
+
+    for registry in (LOSSES, MINERS, SAMPLERS, ARCHITECTURES, DATASETS):
+        registry.add_flags(parser)
+    return parser
+
+
+def validate(opt: argparse.Namespace) -> None:
+    """Raise RegistryError/ValueError with one line naming what is wrong and what is allowed."""
+    for value, registry in ((opt.dataset, DATASETS), (opt.loss, LOSSES),
+                            (opt.batch_mining, MINERS), (opt.data_sampler, SAMPLERS)):
+        registry.get(value)
+    parse_arch(opt.arch)
+    if opt.bs <= 0 or opt.samples_per_class <= 0:
+        raise ValueError("--bs and --samples_per_class must be positive")
+    if opt.bs % opt.samples_per_class:
+        raise ValueError(f"--bs {opt.bs} is not divisible by --samples_per_class "
+                         f"{opt.samples_per_class}")
+    loss_cls = LOSSES.get(opt.loss)
+    allowed = allowed_miners(opt.loss)
+    if loss_cls.requires_miner and opt.batch_mining not in allowed:
+        raise ValueError(f"loss {opt.loss} cannot use miner {opt.batch_mining}; allowed miners: "
+                         f"{', '.join(allowed)}")
+    if opt.pretrained_weights and opt.not_pretrained:
+        raise ValueError("--pretrained_weights and --not_pretrained contradict each other; "
+                         "drop one")
+    if not 0 < opt.tv_split_perc < 1:
+        raise ValueError(f"--tv_split_perc must lie in (0, 1), got {opt.tv_split_perc}")
+    if opt.tv_split_by_samples and not opt.use_tv_split:
+        raise ValueError("--tv_split_by_samples needs --use_tv_split")
+    if opt.selection_split == "val" and not opt.use_tv_split:
+        raise ValueError("--selection_split val needs --use_tv_split")
+    evaluation.check_metric_names(opt.evaluation_metrics)
+    missing = [m for m in opt.storage_metrics if m not in opt.evaluation_metrics]
+    if missing:
+        raise ValueError(f"--storage_metrics {' '.join(missing)} must also be in "
+                         "--evaluation_metrics")
+    if opt.n_epochs < 0 or opt.eval_every < 1 or opt.iters_per_epoch < 0 or opt.kernels < 0:
+        raise ValueError("--n_epochs, --iters_per_epoch and --kernels must be >= 0, "
+                         "--eval_every >= 1")
+    if opt.device == "cuda" or opt.amp or opt.evaluate_on_gpu:
+        import torch
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda, --amp and --evaluate_on_gpu need a CUDA GPU; "
+                             "none is visible")
+
+
+def allowed_miners(loss: str) -> list[str]:
+    kinds = LOSSES.get(loss).miner_kinds
+    return [m for m in MINERS.names() if MINERS.get(m).produces in kinds]
+
+
+def parse_args(argv: Sequence[str] | None = None) -> FrozenNamespace:
+    """Parse, validate and freeze. Bad input exits with status 2 and one line of explanation."""
+    parser = build_parser()
+    raw = parser.parse_args(argv)
+    try:
+        validate(raw)
+    except (RegistryError, ValueError) as err:
+        parser.error(str(err))
+    opt = FrozenNamespace(**vars(raw))
+    opt._frozen = True
+    return opt
+
+
+if __name__ == "__main__":  # python parameters.py --loss margin ... prints the resolved namespace
+    print(json.dumps(parse_args(sys.argv[1:]).as_dict(), indent=1))
+    os._exit(0)

@@ -1,0 +1,114 @@
+"""End to end through main.py on a tiny glyphs set: the run folder, re-running a finished run,
+resuming a stopped run to the same weights, refusing a folder that holds another run, bad input."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import main
+import training
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def tiny_args(tmp_path, *extra: str, epochs: int = 2) -> list[str]:
+    return ["--dataset", "glyphs", "--source_path", str(tmp_path / "data"),
+            *GLYPHS_TINY,
+            "--save_path", str(tmp_path / "runs"), "--project", "p", "--group", "g", "--seed", "0",
+            "--arch", "smallnet_normalize", "--not_pretrained", "--embed_dim", "16",
+            "--loss", "margin", "--batch_mining", "distance", "--bs", "32",
+            "--samples_per_class", "4", "--lr", "1e-3", "--n_epochs", str(epochs),
+            "--iters_per_epoch", "3", "--kernels", "0", "--use_tv_split",
+            "--evaluation_metrics", "e_recall@1", "nmi", "mAP_at_r", *extra]
+
+
+GLYPHS_TINY = ["--dataset_glyphs_n_classes", "24", "--dataset_glyphs_per_class", "8",
+               "--dataset_glyphs_image_size", "16"]
+
+
+def run_dir(tmp_path) -> str:
+    return str(tmp_path / "runs" / "p" / "g_s0")
+
+
+def rows(tmp_path) -> list[dict]:
+    with open(os.path.join(run_dir(tmp_path), "metrics.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def test_run_writes_record_and_rerun_reports_finished(tmp_path, capsys):
+    assert main.main(tiny_args(tmp_path)) == 0
+    out = capsys.readouterr().out
+    assert "untrained (epoch 0)" in out and "selection rule: max e_recall@1 on the val split" in out
+    folder = run_dir(tmp_path)
+    for name in ("config.json", "metrics.jsonl", "summary.json", "splits.json",
+                 "checkpoints/last.pt", "checkpoints/best.pt"):
+        assert os.path.exists(os.path.join(folder, name)), name
+    evaluated = [(r["epoch"], r["split"]) for r in rows(tmp_path) if r["split"] != "train_loop"]
+    assert evaluated == [(e, s) for e in range(3) for s in ("train", "val", "test")]
+    summary = json.load(open(os.path.join(folder, "summary.json")))
+    assert summary["finished"] and summary["selection"]["split"] == "val"
+    assert summary["selected_epoch"] in (0, 1, 2)
+    assert 0 <= summary["last"]["test"]["e_recall@1"] <= 1
+    config = json.load(open(os.path.join(folder, "config.json")))
+    assert config["loss"] == "margin" and config["embed_dim"] == 16
+    before = open(os.path.join(folder, "metrics.jsonl")).read()
+    assert main.main(tiny_args(tmp_path)) == 0
+    assert "run already finished" in capsys.readouterr().out
+    assert open(os.path.join(folder, "metrics.jsonl")).read() == before
+
+
+def test_stopped_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+    straight = tmp_path / "straight"
+    assert main.main(tiny_args(straight, epochs=3)) == 0
+
+    stopped = tmp_path / "stopped"
+    real = training.train_one_epoch
+
+    def stop_at_epoch_3(*args, **kwargs):
+        if kwargs["epoch"] == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train_one_epoch", stop_at_epoch_3)
+    with pytest.raises(KeyboardInterrupt):
+        main.main(tiny_args(stopped, epochs=3))
+    summary = json.load(open(os.path.join(run_dir(stopped), "summary.json")))
+    assert not summary["finished"] and summary["last_epoch"] == 2
+    monkeypatch.setattr(training, "train_one_epoch", real)
+    assert main.main(tiny_args(stopped, epochs=3)) == 0
+
+    a = torch.load(os.path.join(run_dir(straight), "checkpoints/last.pt"), weights_only=False)
+    b = torch.load(os.path.join(run_dir(stopped), "checkpoints/last.pt"), weights_only=False)
+    assert a["epoch"] == b["epoch"] == 3
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    epochs = [(r["epoch"], r["split"]) for r in rows(stopped)]
+    assert len(epochs) == len(set(epochs))           # no epoch logged twice
+    assert epochs == [(r["epoch"], r["split"]) for r in rows(straight)]
+
+
+def test_folder_with_other_settings_is_refused(tmp_path, capsys):
+    assert main.main(tiny_args(tmp_path, epochs=1)) == 0
+    assert main.main(tiny_args(tmp_path, "--loss_margin_beta", "0.6", epochs=1)) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with other settings (loss_margin_beta: 1.2 -> 0.6)" in err
+
+
+def test_cli_bad_input_exits_2_with_one_line():
+    proc = subprocess.run([sys.executable, "main.py", "--dataset", "glyphs", "--loss", "triplet",
+                           "--batch_mining", "npair"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "main.py: error: loss triplet cannot use miner npair; allowed miners:")
+
+
+def test_data_that_cannot_fill_a_batch_is_a_one_line_error(tmp_path, capsys):
+    args = tiny_args(tmp_path, "--bs", "64", "--samples_per_class", "2")  # 32 classes > 9 train
+    assert main.main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("main.py: error: 32 classes are needed per batch")

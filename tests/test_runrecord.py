@@ -1,0 +1,76 @@
+"""The run record: atomic writes, a torn metric log, model selection, the end-of-run table."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from runrecord.files import append_jsonl, read_jsonl, write_atomic, write_json_atomic
+from runrecord.record import Selection
+from runrecord.report import format_table
+
+
+def test_failed_write_leaves_the_previous_file_and_no_temp(tmp_path):
+    path = tmp_path / "summary.json"
+    write_json_atomic(str(path), {"a": 1, "arr": np.arange(3), "x": np.float32(0.5)})
+    assert json.loads(path.read_text()) == {"a": 1, "arr": [0, 1, 2], "x": 0.5}
+
+    def crash(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write("{half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        write_atomic(str(path), crash)
+    assert json.loads(path.read_text())["a"] == 1
+    assert os.listdir(tmp_path) == ["summary.json"]
+
+
+def test_metric_log_ignores_a_torn_last_line(tmp_path):
+    path = str(tmp_path / "metrics.jsonl")
+    append_jsonl(path, {"epoch": 0, "split": "test", "e_recall@1": 0.1})
+    append_jsonl(path, {"epoch": 1, "split": "test", "e_recall@1": 0.2})
+    with open(path, "a") as f:
+        f.write('{"epoch": 2, "spl')
+    assert [r["epoch"] for r in read_jsonl(path)] == [0, 1]
+
+
+def test_selection_keeps_first_best_and_ignores_other_splits_and_nan():
+    sel = Selection("val", "e_recall@1")
+    assert sel.update(0, {"val": {"e_recall@1": 0.2}, "test": {"e_recall@1": 0.9}})
+    assert not sel.update(1, {"val": {"e_recall@1": 0.2}})          # a tie keeps the earlier epoch
+    assert not sel.update(2, {"val": {"e_recall@1": float("nan")}})
+    assert not sel.update(3, {"test": {"e_recall@1": 1.0}})          # never chosen on test
+    assert sel.update(4, {"val": {"e_recall@1": 0.5}})
+    assert (sel.best_epoch, sel.best_value) == (4, 0.5)
+    assert sel.rule == "max e_recall@1 on the val split"
+
+
+def test_table_shows_before_selected_and_last():
+    summary = {"untrained": {"test": {"e_recall@1": 0.1, "nmi": 0.3}},
+               "selected": {"test": {"e_recall@1": 0.5, "nmi": 0.6}},
+               "last": {"test": {"e_recall@1": 0.4, "nmi": 0.55}},
+               "selected_epoch": 3, "last_epoch": 5, "run_dir": "x",
+               "selection": {"rule": "max e_recall@1 on the val split"}}
+    text = format_table(summary)
+    lines = text.splitlines()
+    assert lines[0].split()[-2:] == ["R@1", "NMI"]
+    assert lines[2].startswith("untrained (epoch 0)") and lines[2].split()[-2:] == ["0.1000", "0.3000"]
+    assert lines[3].startswith("selected (epoch 3)") and "0.5000" in lines[3]
+    assert lines[4].startswith("last (epoch 5)") and "0.4000" in lines[4]
+    assert "max e_recall@1 on the val split" in lines[5]
+
+
+def test_run_name_and_config_differences_ignore_resumable_flags():
+    from types import SimpleNamespace
+
+    from runrecord.record import config_differences, run_name
+    assert run_name(SimpleNamespace(group="CUB_Margin", seed=3, savename="group_plus_seed")) \
+        == "CUB_Margin_s3"
+    assert run_name(SimpleNamespace(group="g", seed=3, savename="mine")) == "mine"
+    saved = {"lr": 1e-5, "kernels": 6, "n_epochs": 10, "tau": [1000]}
+    assert config_differences(saved, {"lr": 1e-5, "kernels": 2, "n_epochs": 20, "tau": (1000,)}) == []
+    assert config_differences(saved, {"lr": 1e-4, "kernels": 6, "n_epochs": 10, "tau": [1000]}) \
+        == ["lr"]

@@ -1,0 +1,40 @@
+"""Optimiser and learning-rate schedule of a run.
+
+Parameter groups follow the original harness: the backbone at ``--lr``; the embedding layer at
+``--fc_lr`` when it is >= 0; each loss's own parameters (proxies, β, centres) at the learning rates
+the loss declares, without weight decay.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def build_optimizer(opt: Any, model: nn.Module, loss: nn.Module) -> torch.optim.Optimizer:
+    head = getattr(model, "head", None)
+    head_ids = {id(p) for p in head.parameters()} if (head is not None and opt.fc_lr >= 0) else set()
+    backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
+    groups: list[dict] = [{"params": backbone, "lr": opt.lr, "weight_decay": opt.decay,
+                           "name": "backbone"}]
+    if head_ids:
+        groups.append({"params": [p for p in head.parameters() if p.requires_grad],
+                       "lr": opt.fc_lr, "weight_decay": opt.decay, "name": "embedding"})
+    for i, group in enumerate(loss.param_groups(opt.lr)):
+        groups.append({"weight_decay": 0.0, "name": f"loss{i}", **group})
+    groups = [g for g in groups if len(list(g["params"]))]
+    if opt.optim == "adam":
+        return torch.optim.Adam(groups)
+    if opt.optim == "adamw":
+        return torch.optim.AdamW(groups)
+    return torch.optim.SGD(groups, momentum=0.9)
+
+
+def build_scheduler(opt: Any, optimizer: torch.optim.Optimizer):
+    """Stepped once per epoch; ``none`` keeps the learning rates constant."""
+    if opt.scheduler == "step":
+        return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=opt.tau, gamma=opt.gamma)
+    if opt.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(opt.n_epochs, 1))
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
