@@ -5,8 +5,8 @@ All 70,000 images (the official train and t10k files together); classes 0–4 (T
 pullover, dress, coat) train, classes 5–9 (sandal, shirt, sneaker, bag, ankle boot) test — the
 class-disjoint split of the DML benchmarks, not the paper's classification split. Files are IDX
 (``train-images-idx3-ubyte`` …), gzipped or raw, looked for in ``--dataset_fashion_mnist_path``, else
-``<source_path>/fashion_mnist``, else a ``/usr/share/*fashion*mnist*`` folder (Debian's
-``dataset-fashion-mnist``). Flips are kept (clothes are mirror-symmetric); crops are mild (28 pixels).
+``<source_path>/fashion_mnist``, else Debian's ``dataset-fashion-mnist`` folder
+(``/usr/share/datasets/fashion-mnist``) or any ``/usr/share/*fashion*mnist*`` folder. Flips are kept (clothes are mirror-symmetric); crops are mild (28 pixels).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from datasets.base import DATASETS, DatasetError, DatasetSource, Split
 
+DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -43,13 +44,13 @@ class FashionMNIST(DatasetSource):
 
     Args:
         path: folder with the IDX files ("" looks in <source_path>/fashion_mnist, then
-            /usr/share/*fashion*mnist*).
+            /usr/share/datasets/fashion-mnist, then /usr/share/*fashion*mnist*).
     """
 
     min_crop_scale = 0.5
 
     def __init__(self, root: str, path: str = ""):
-        guesses = [Path(path)] if path else [Path(root) / "fashion_mnist",
+        guesses = [Path(path)] if path else [Path(root) / "fashion_mnist", DEBIAN_FOLDER,
                                              *sorted(Path("/usr/share").glob("*fashion*mnist*"))]
         self.folders = guesses
 

@@ -357,6 +357,21 @@ def test_idx_reader_and_fashion_mnist_class_split(tmp_path):
         build_splits(make_opt(tmp_path, "fashion_mnist", dataset_fashion_mnist_path=str(folder)), GREY)
 
 
+def test_fashion_mnist_is_found_in_debians_folder_without_a_path(tmp_path, monkeypatch):
+    import datasets.fashion_mnist as fm
+    debian = tmp_path / "usr_share_datasets_fashion-mnist"
+    debian.mkdir()
+    rng = np.random.default_rng(1)
+    for stem, n in (("train", 10), ("t10k", 10)):
+        write_idx(debian / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)),
+                  compress=True)
+        write_idx(debian / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10, compress=True)
+    monkeypatch.setattr(fm, "DEBIAN_FOLDER", debian)
+    s = build_splits(make_opt(tmp_path / "elsewhere", "fashion_mnist"), GREY)
+    assert len(s["train"]) == len(s["test"]) == 10
+    assert s["train"].info["files"]["train-images-idx3-ubyte"].startswith(str(debian))
+
+
 def test_every_registered_dataset_documents_its_flags():
     for name in DATASETS.names():
         for p in DATASETS.params(name):
