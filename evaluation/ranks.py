@@ -73,19 +73,21 @@ def _ranks_of_positives(d: torch.Tensor, r: torch.Tensor, c: torch.Tensor, pos: 
     return out
 
 
-def _first_positive(d: torch.Tensor, pc: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(rows,) exact 0-based rank of each row's nearest relevant item and its distance.
+def _first_positive(d: torch.Tensor, pc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """(rows,) exact 0-based rank of each row's nearest relevant item.
 
-    d: (rows, n_g); pc: (rows, width) relevant columns padded with -1. The rank is a count — items
-    strictly closer, plus equally close items of lower gallery index — so no sort is needed.
+    d: (rows, n_g); pc: (rows, width) relevant columns padded with -1; mask: a (rows, n_g) bool
+    buffer. The rank counts the items strictly closer plus the equally close ones of lower gallery
+    index, read from the few items at or below the nearest relevant distance: one compare and one
+    ``nonzero`` over the block, no sort.
     """
     dp = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), float("inf"))
-    dmin = dp.min(1, keepdim=True).values
+    dmin = dp.min(1).values
     big = torch.iinfo(torch.long).max
-    cmin = torch.where((dp == dmin) & (pc >= 0), pc, big).min(1, keepdim=True).values
-    cols = torch.arange(d.shape[1], device=d.device)[None, :]
-    rank = (d < dmin).sum(1) + ((d == dmin) & (cols < cmin)).sum(1)
-    return rank, dmin.squeeze(1)
+    cmin = torch.where((dp == dmin[:, None]) & (pc >= 0), pc, big).min(1).values
+    r, c = torch.nonzero(torch.le(d, dmin[:, None], out=mask), as_tuple=True)
+    before = (d[r, c] < dmin[r]) | (c < cmin[r])
+    return torch.bincount(r[before], minlength=len(d))
 
 
 def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
@@ -104,15 +106,23 @@ def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
     width = max_pos if limit is None else min(max_pos, limit)
     mask = None
     for s, q, d in blocks(qs, gs, cosine, backend):
+        mask = torch.empty(d.shape, dtype=torch.bool, device=d.device) if mask is None else mask[: len(d)]
         pc = by_label.positive_columns(q, max_pos)
-        first, _ = _first_positive(d, pc)
         if width == 0:
-            yield s, first.cpu().numpy(), np.zeros((len(d), 0), np.int64)
+            yield s, _first_positive(d, pc, mask).cpu().numpy(), np.zeros((len(d), 0), np.int64)
             continue
         tau = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), -float("inf")).amax(1)
-        if limit is not None and limit < d.shape[1]:
-            tau = torch.minimum(tau, torch.kthvalue(d, limit, dim=1).values)
-        mask = torch.empty(d.shape, dtype=torch.bool, device=d.device) if mask is None else mask[: len(d)]
         r, c = torch.nonzero(torch.le(d, tau[:, None], out=mask), as_tuple=True)
+        if limit is not None and limit < d.shape[1]:
+            # only rows with more than `limit` items before their farthest positive need the cap
+            over = torch.nonzero(torch.bincount(r, minlength=len(d)) > limit).squeeze(1)
+            if len(over):
+                kth = torch.kthvalue(d[over], limit, dim=1).values
+                mask[over] = d[over] <= torch.minimum(tau[over], kth)[:, None]
+                r, c = torch.nonzero(mask, as_tuple=True)
         res = _ranks_of_positives(d, r, c, gs.labels[c] == q.labels[r], width)
+        first = res[:, 0].clone()
+        unranked = torch.nonzero(first >= d.shape[1]).squeeze(1)  # nearest positive beyond the cap
+        if len(unranked):
+            first[unranked] = _first_positive(d[unranked], pc[unranked], mask[: len(unranked)])
         yield s, first.cpu().numpy(), res.cpu().numpy()
