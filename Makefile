@@ -21,7 +21,7 @@ demo: $(STAMP)
 	  --save_path $(DEMO_DIR) --project demo --group glyphs_margin_distance --seed 0 \
 	  --arch smallnet_normalize --not_pretrained --embed_dim 64 \
 	  --loss margin --batch_mining distance --data_sampler class_random \
-	  --bs 112 --samples_per_class 4 --lr 1e-3 --fc_lr 1e-3 --decay 1e-4 --n_epochs 8 \
+	  --bs 112 --samples_per_class 4 --lr 1e-3 --fc_lr 1e-3 --decay 1e-4 --n_epochs 25 --tau 15 22 \
 	  --kernels 0 --no_train_metrics --use_tv_split \
 	  --evaluation_metrics e_recall@1 e_recall@2 e_recall@4 nmi mAP_at_r
 
