@@ -74,3 +74,59 @@ def test_run_name_and_config_differences_ignore_resumable_flags():
     assert config_differences(saved, {"lr": 1e-5, "kernels": 2, "n_epochs": 20, "tau": (1000,)}) == []
     assert config_differences(saved, {"lr": 1e-4, "kernels": 6, "n_epochs": 10, "tau": [1000]}) \
         == ["lr"]
+
+
+class FakeWandb:
+    """Stands in for the wandb module: records calls, or fails where told to."""
+
+    def __init__(self, fail_init=False, fail_log=False):
+        self.fail_init, self.fail_log, self.logged, self.inits = fail_init, fail_log, [], []
+        self.Settings = lambda **kw: kw
+        self.Histogram = lambda values: ("hist", len(values))
+
+    def init(self, **kwargs):
+        if self.fail_init:
+            raise RuntimeError("no network")
+        self.inits.append(kwargs)
+        fake = self
+
+        class Run:
+            summary: dict = {}
+
+            def log(self, row):
+                if fake.fail_log:
+                    raise ConnectionError("quota")
+                fake.logged.append(row)
+
+            def finish(self):
+                fake.logged.append("finished")
+        return Run()
+
+
+def test_wandb_sink_logs_scalars_and_histograms_offline_without_key(tmp_path, monkeypatch):
+    import sys
+
+    from runrecord.wandb_sink import WandbSink
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    sink = WandbSink(str(tmp_path), "proj", "grp", "grp_s0", {"lr": 1e-5})
+    assert fake.inits[0]["mode"] == "offline" and fake.inits[0]["group"] == "grp"
+    sink.log(3, "test", {"e_recall@1": 0.5, "rho_spectrum@0": np.ones(4), "note": "x"})
+    assert fake.logged == [{"test/e_recall@1": 0.5, "test/rho_spectrum@0": ("hist", 4), "epoch": 3}]
+    sink.finish({"e_recall@1": 0.5})
+    assert fake.logged[-1] == "finished"
+
+
+@pytest.mark.parametrize("failure", ["fail_init", "fail_log"])
+def test_failing_wandb_disables_the_sink_without_raising(tmp_path, monkeypatch, failure):
+    import sys
+
+    from runrecord.wandb_sink import WandbSink
+    monkeypatch.setitem(sys.modules, "wandb", FakeWandb(**{failure: True}))
+    with pytest.warns(UserWarning, match="W&B logging disabled"):
+        sink = WandbSink(str(tmp_path), "p", "g", "g_s0", {})
+        sink.log(1, "test", {"e_recall@1": 0.1})
+    assert sink.run is None
+    sink.log(2, "test", {"e_recall@1": 0.2})   # a disabled sink stays quiet
+    sink.finish()
