@@ -21,6 +21,10 @@ import torch
 from .knn import Side, blocks
 
 
+#: Rows with more candidate items than this (and than the limit) are cut at the limit-th item.
+SORT_CAP_FROM = 4096
+
+
 class _ByLabel:
     """The gallery sorted by label, to list each query's same-label items without a loop."""
 
@@ -114,8 +118,10 @@ def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
         tau = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), -float("inf")).amax(1)
         r, c = torch.nonzero(torch.le(d, tau[:, None], out=mask), as_tuple=True)
         if limit is not None and limit < d.shape[1]:
-            # only rows with more than `limit` items before their farthest positive need the cap
-            over = torch.nonzero(torch.bincount(r, minlength=len(d)) > limit).squeeze(1)
+            # Capping a row costs a selection over the whole row: worth it only when sorting the
+            # row's items up to its farthest positive would cost more (classes of thousands).
+            cap_from = max(limit, SORT_CAP_FROM)
+            over = torch.nonzero(torch.bincount(r, minlength=len(d)) > cap_from).squeeze(1)
             if len(over):
                 kth = torch.kthvalue(d[over], limit, dim=1).values
                 mask[over] = d[over] <= torch.minimum(tau[over], kth)[:, None]

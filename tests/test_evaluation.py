@@ -140,11 +140,15 @@ def test_random_data_matches_naive_reference(backend, monkeypatch):
 
 
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
-def test_each_metric_alone_ranks_only_as_deep_as_it_needs_and_matches_reference(backend,
+@pytest.mark.parametrize("cap_from", [0, 4096])
+def test_each_metric_alone_ranks_only_as_deep_as_it_needs_and_matches_reference(backend, cap_from,
                                                                                  monkeypatch):
     # few large classes and many ties: each metric alone runs a shallower pass (first item only,
-    # top-k, top-R) than the full ranking mAP forces; every depth must give the reference value
+    # top-k, top-R) than the full ranking mAP forces, with rows cut at the limit (cap_from 0) or
+    # sorted up to their farthest positive; every depth must give the reference value
+    from evaluation import ranks
     monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 150)
+    monkeypatch.setattr(ranks, "SORT_CAP_FROM", cap_from)
     rng = np.random.default_rng(3)
     x = rng.integers(-2, 3, size=(70, 2)).astype(np.float32)
     lab = rng.integers(0, 3, 70)
