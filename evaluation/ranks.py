@@ -9,8 +9,9 @@ a top-k list: recall@1000 costs no more than recall@1 (as in Roth et al., ICML 2
 Per chunk: the distances of each query's positives give its farthest positive; the items up to it
 (everything that can precede a positive) are collected and sorted once by (row, distance, index) with
 integer keys made from the float bits, and the positions of the positives are their ranks. The cost
-beyond the matrix product is a compare, a ``nonzero`` (numpy's on the CPU) and a sort of those items: small for a good
-embedding; for a random one it approaches a sort of each row (correct, slower). Counting with two
+beyond the matrix product is a compare, a ``nonzero`` (numpy's on the CPU) and a sort of those
+items: small for a good embedding; for a random one it approaches a sort of each row (correct,
+slower). Counting with two
 ``searchsorted`` passes per row instead was tried and measured 5× slower on the CPU.
 """
 from __future__ import annotations
