@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any, Sequence
 
@@ -198,4 +197,3 @@ def parse_args(argv: Sequence[str] | None = None) -> FrozenNamespace:
 
 if __name__ == "__main__":  # python parameters.py --loss margin ... prints the resolved namespace
     print(json.dumps(parse_args(sys.argv[1:]).as_dict(), indent=1))
-    os._exit(0)
