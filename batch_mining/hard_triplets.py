@@ -25,9 +25,6 @@ class HardTripletsMiner(Miner):
 
     produces = "triplets"
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (N, D), labels: (N,); anchors are the first rows -> Triplets of (A,) long."""
         return batch_hard(embeds, labels, len(labels))

@@ -27,9 +27,6 @@ class IntraRandomMiner(Miner):
 
     produces = "triplets"
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (B,) long, or empty ones."""
         _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)

@@ -26,9 +26,6 @@ class LiftedMiner(Miner):
 
     produces = "lifted"
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Lifted:
         """embeds: (B, D), labels: (B,) -> Lifted with anchors (A,) long."""
         pos, neg = label_masks(labels)

@@ -25,9 +25,6 @@ class NPairMiner(Miner):
 
     produces = "npair"
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> NPairs:
         """embeds: (B, D), labels: (B,) -> NPairs of (A,) long; negatives: labels != labels[a]."""
         pos, neg = label_masks(labels)

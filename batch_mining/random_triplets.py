@@ -28,9 +28,6 @@ class RandomMiner(Miner):
 
     produces = "triplets"
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (B,) long, or empty ones."""
         pos, neg = label_masks(labels)

@@ -27,9 +27,6 @@ class SofthardMiner(Miner):
 
     produces = "triplets"
 
-    def __init__(self, seed: int = 0) -> None:
-        super().__init__(seed)
-
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (A,) long."""
         pos, neg = label_masks(labels)

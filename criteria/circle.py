@@ -44,6 +44,6 @@ class Circle(Loss):
         lse = masked_logsumexp(logit_p, pos) + masked_logsumexp(logit_n, neg)
         losses = F.softplus(torch.where(valid, lse, torch.zeros_like(lse)))
         self.set_logs(active=valid.float().mean(),
-                      s_pos=(sims * pos).sum() / pos.sum().clamp_min(1),
-                      s_neg=(sims * neg).sum() / neg.sum().clamp_min(1))
+                      s_pos=masked_mean(sims, pos),
+                      s_neg=masked_mean(sims, neg))
         return masked_mean(losses, valid)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from criteria.base import LOSSES, Loss, TupleMiner, full_precision
-from criteria.pairwise import dist_matrix, label_masks, masked_logsumexp
+from criteria.pairwise import dist_matrix, label_masks, masked_logsumexp, masked_mean
 
 
 @LOSSES.register("lifted")
@@ -44,6 +44,6 @@ class Lifted(Loss):
         pos = pos & (a[:, None] != torch.arange(len(labels), device=a.device)[None, :])
         losses = F.relu(masked_logsumexp(dists, pos) + masked_logsumexp(self.neg_margin - dists, neg))
         self.set_logs(active=(losses > 0).float().mean(),
-                      d_pos=(dists * pos).sum() / pos.sum().clamp_min(1),
-                      d_neg=(dists * neg).sum() / neg.sum().clamp_min(1))
+                      d_pos=masked_mean(dists, pos),
+                      d_neg=masked_mean(dists, neg))
         return losses.mean() + self.l2 * batch.norm(dim=1).mean()

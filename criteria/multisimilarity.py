@@ -51,6 +51,6 @@ class MultiSimilarity(Loss):
         pos_term = log1p_sum_exp(-self.pos_weight * (sims - self.thresh), keep_pos) / self.pos_weight
         neg_term = log1p_sum_exp(self.neg_weight * (sims - self.thresh), keep_neg) / self.neg_weight
         self.set_logs(active=valid.float().mean(),
-                      s_pos=(sims * pos).sum() / pos.sum().clamp_min(1),
-                      s_neg=(sims * neg).sum() / neg.sum().clamp_min(1))
+                      s_pos=masked_mean(sims, pos),
+                      s_neg=masked_mean(sims, neg))
         return masked_mean(pos_term + neg_term, valid)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from criteria.base import LOSSES, Loss, TupleMiner, full_precision
-from criteria.pairwise import label_masks, log1p_sum_exp
+from criteria.pairwise import label_masks, log1p_sum_exp, masked_mean
 
 
 def npair_terms(embeds: torch.Tensor, labels: torch.Tensor, a: torch.Tensor, p: torch.Tensor) -> tuple:
@@ -25,7 +25,7 @@ def npair_terms(embeds: torch.Tensor, labels: torch.Tensor, a: torch.Tensor, p: 
     s_ap = sims.gather(1, p[:, None])
     _, neg = label_masks(labels[a], labels)
     violated = ((sims > s_ap) & neg).any(1).float().mean()
-    s_an = (sims * neg).sum() / neg.sum().clamp_min(1)
+    s_an = masked_mean(sims, neg)
     return log1p_sum_exp(sims - s_ap, neg), violated, s_ap.mean(), s_an
 
 

@@ -36,6 +36,6 @@ class NTXent(Loss):
         pos, neg = label_masks(labels)
         neg_lse = masked_logsumexp(logits, neg, dim=1)[:, None]
         losses = torch.logaddexp(logits, neg_lse) - logits
-        self.set_logs(s_pos=(sims * pos).sum() / pos.sum().clamp_min(1),
-                      s_neg=(sims * neg).sum() / neg.sum().clamp_min(1))
+        self.set_logs(s_pos=masked_mean(sims, pos),
+                      s_neg=masked_mean(sims, neg))
         return masked_mean(losses, pos)

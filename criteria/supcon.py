@@ -37,6 +37,6 @@ class SupCon(Loss):
         log_prob = logits - masked_logsumexp(logits, pos | neg, dim=1)[:, None]
         n_pos = pos.sum(1)
         per_anchor = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1) / n_pos.clamp_min(1)
-        self.set_logs(s_pos=(sims * pos).sum() / pos.sum().clamp_min(1),
-                      s_neg=(sims * neg).sum() / neg.sum().clamp_min(1))
+        self.set_logs(s_pos=masked_mean(sims, pos),
+                      s_neg=masked_mean(sims, neg))
         return -masked_mean(per_anchor, n_pos > 0)
