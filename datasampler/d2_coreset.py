@@ -20,12 +20,10 @@ import numpy as np
 from scipy.linalg import solve_triangular
 
 from datasampler.base import SAMPLERS
-from datasampler.embedding_store import EmbeddingSampler
+from datasampler.embedding_store import STORE_FLAGS, EmbeddingSampler
 
 
-@SAMPLERS.register("d2_coreset", flags={
-    "bigbs": "--data_batchmatch_bigbs", "lowproj_dim": "--data_sampler_lowproj_dim",
-    "no_update": "--data_storage_no_update", "lam": "--data_d2_coreset_lambda"})
+@SAMPLERS.register("d2_coreset", flags={**STORE_FLAGS, "lam": "--data_d2_coreset_lambda"})
 class D2CoresetSampler(EmbeddingSampler):
     """Gaussian-density-weighted D² sampling of anchors over a big batch, filled per class.
 

@@ -17,12 +17,11 @@ import numpy as np
 from scipy.spatial.distance import pdist
 
 from datasampler.base import SAMPLERS
-from datasampler.embedding_store import EmbeddingSampler
+from datasampler.embedding_store import STORE_FLAGS, EmbeddingSampler
 
 
-@SAMPLERS.register("disthist_batchmatch", flags={
-    "bigbs": "--data_batchmatch_bigbs", "lowproj_dim": "--data_sampler_lowproj_dim",
-    "no_update": "--data_storage_no_update", "ncomps": "--data_batchmatch_ncomps"})
+@SAMPLERS.register("disthist_batchmatch",
+                   flags={**STORE_FLAGS, "ncomps": "--data_batchmatch_ncomps"})
 class DistHistBatchMatchSampler(EmbeddingSampler):
     """Best of ncomps SPC-N candidates by mean, std and pairwise-distance-histogram match.
 

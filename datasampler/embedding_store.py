@@ -24,6 +24,11 @@ import numpy as np
 from datasampler.class_random import ClassRandomSampler
 
 
+#: Legacy flags shared by every embedding-store sampler (registry entries merge in their own).
+STORE_FLAGS = {"bigbs": "--data_batchmatch_bigbs", "lowproj_dim": "--data_sampler_lowproj_dim",
+               "no_update": "--data_storage_no_update"}
+
+
 class EmbeddingSampler(ClassRandomSampler):
     """Base of the samplers that read stored embeddings (not registered itself)."""
 

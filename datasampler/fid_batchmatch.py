@@ -14,12 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from datasampler.base import SAMPLERS
-from datasampler.embedding_store import EmbeddingSampler
+from datasampler.embedding_store import STORE_FLAGS, EmbeddingSampler
 
 
-@SAMPLERS.register("fid_batchmatch", flags={
-    "bigbs": "--data_batchmatch_bigbs", "lowproj_dim": "--data_sampler_lowproj_dim",
-    "no_update": "--data_storage_no_update", "ncomps": "--data_batchmatch_ncomps"})
+@SAMPLERS.register("fid_batchmatch",
+                   flags={**STORE_FLAGS, "ncomps": "--data_batchmatch_ncomps"})
 class FIDBatchMatchSampler(EmbeddingSampler):
     """Best of ncomps SPC-N candidates by Fréchet distance to a big batch of stored embeddings.
 

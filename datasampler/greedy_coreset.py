@@ -20,12 +20,10 @@ from __future__ import annotations
 import numpy as np
 
 from datasampler.base import SAMPLERS
-from datasampler.embedding_store import EmbeddingSampler
+from datasampler.embedding_store import STORE_FLAGS, EmbeddingSampler
 
 
-@SAMPLERS.register("greedy_coreset", flags={
-    "bigbs": "--data_batchmatch_bigbs", "lowproj_dim": "--data_sampler_lowproj_dim",
-    "no_update": "--data_storage_no_update", "softened": "--data_gc_softened"})
+@SAMPLERS.register("greedy_coreset", flags={**STORE_FLAGS, "softened": "--data_gc_softened"})
 class GreedyCoresetSampler(EmbeddingSampler):
     """Greedy k-center anchors over a big batch of stored embeddings, filled per class.
 
