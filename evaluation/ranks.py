@@ -91,6 +91,19 @@ def _nonzero(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return rows, flat - rows * mask.shape[1]
 
 
+def _at_most(d: torch.Tensor, tau: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column of each entry with ``d[i, j] <= tau[i]``, in row-major order; fills ``mask``.
+
+    On the CPU numpy's comparison is used: about 2× faster than ``torch.le`` on these (c, n_g)
+    blocks with a broadcast threshold (measured in benchmarks/bench_evaluation.py).
+    """
+    if d.device.type == "cpu":
+        np.less_equal(d.numpy(), tau[:, None].numpy(), out=mask.numpy())
+    else:
+        torch.le(d, tau[:, None], out=mask)
+    return _nonzero(mask)
+
+
 def _first_positive(d: torch.Tensor, pc: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """(rows,) exact 0-based rank of each row's nearest relevant item.
 
@@ -103,7 +116,7 @@ def _first_positive(d: torch.Tensor, pc: torch.Tensor, mask: torch.Tensor) -> to
     dmin = dp.min(1).values
     big = torch.iinfo(torch.long).max
     cmin = torch.where((dp == dmin[:, None]) & (pc >= 0), pc, big).min(1).values
-    r, c = _nonzero(torch.le(d, dmin[:, None], out=mask))
+    r, c = _at_most(d, dmin, mask)
     before = (d[r, c] < dmin[r]) | (c < cmin[r])
     return torch.bincount(r[before], minlength=len(d))
 
@@ -130,7 +143,7 @@ def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
             yield s, _first_positive(d, pc, mask).cpu().numpy(), np.zeros((len(d), 0), np.int64)
             continue
         tau = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), -float("inf")).amax(1)
-        r, c = _nonzero(torch.le(d, tau[:, None], out=mask))
+        r, c = _at_most(d, tau, mask)
         if limit is not None and limit < d.shape[1]:
             # Capping a row costs a selection over the whole row: worth it only when sorting the
             # row's items up to its farthest positive would cost more (classes of thousands).
