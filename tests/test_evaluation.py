@@ -157,6 +157,33 @@ def test_each_metric_alone_ranks_only_as_deep_as_it_needs_and_matches_reference(
         assert evaluate(x, lab, [name], backend=backend)[name] == pytest.approx(value, abs=1e-12), name
 
 
+@pytest.mark.parametrize("backend", ["torch", "faiss"])
+def test_capped_and_uncapped_rows_in_one_chunk_match_reference(backend, monkeypatch):
+    # tight integer clusters (ties); classes 0 and 1 each have one far-away member, so their queries
+    # list nearly the whole gallery (rows cut at the limit-th item) while classes 2 and 3 list a
+    # few items (rows sorted whole), interleaved within each 10-row chunk
+    from evaluation import ranks
+    monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 800)
+    monkeypatch.setattr(ranks, "SORT_CAP_FROM", 30)
+    rng = np.random.default_rng(5)
+    lab = rng.permutation(np.repeat(np.arange(4), 20))
+    x = (np.array([[0, 0], [40, 0], [0, 40], [40, 40]])[lab] + rng.integers(-2, 3, (80, 2))).astype(np.float32)
+    for c in (0, 1):
+        x[np.flatnonzero(lab == c)[0]] = [200 + 50 * c, 200]
+    counts, cap_rows = [], ranks._cap_rows
+
+    def spy(d, r, c, *args):
+        counts.append(torch.bincount(r, minlength=len(d)))
+        return cap_rows(d, r, c, *args)
+
+    monkeypatch.setattr(ranks, "_cap_rows", spy)
+    ref = _naive(x, lab, (1,))
+    for name in ("map@5", "mAP_at_r"):
+        assert evaluate(x, lab, [name], backend=backend)[name] == pytest.approx(ref[name], abs=1e-12), name
+    mixed = [int((n > 30).sum()) for n in counts]
+    assert any(0 < m < 10 for m in mixed), mixed  # some chunk held both kinds of row
+
+
 def test_torch_faiss_and_chunking_agree(monkeypatch):
     rng = np.random.default_rng(1)
     x, lab = rng.normal(size=(80, 16)).astype(np.float32), rng.integers(0, 10, 80)
