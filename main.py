@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         selection, extra_best = state["selection"], state["extra_best"]
         start_epoch, train_time = state["epoch"], state["train_time"]
         training.set_rng_state(state["rng"])
-        miner.generator.set_state(state["miner_rng"])
+        miner.load_state_dict(state["miner"])
         record.truncate_log(start_epoch)
         log(f"resuming {record.dir} after epoch {start_epoch}")
 
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "selection": selection, "extra_best": extra_best, "epoch": epoch,
             "train_time": train_time, "rng": training.rng_state(),
-            "miner_rng": miner.generator.get_state()})
+            "miner": miner.state_dict()})
         record.summary(selection, finished=False, train_time_s=train_time)
         distributed.barrier(ctx)
 

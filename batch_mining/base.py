@@ -59,6 +59,14 @@ class Miner:
         with a memory bank, which append (detached) stored entries after the batch rows."""
         return embeds, labels
 
+    def state_dict(self) -> dict:
+        """What a resumed run needs to continue identically: the random generator's state (and, in
+        miners that keep one, their memory)."""
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
 
 from registry import Registry  # noqa: E402
 

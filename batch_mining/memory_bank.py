@@ -50,6 +50,8 @@ class MemoryBankMiner(Miner):
         """embeds: (B, D), labels: (B,) -> (B + M, D), (B + M,) with the M stored rows after the
         batch; then the batch is enqueued (oldest rows are overwritten first)."""
         self._n_batch = len(embeds)
+        if self.bank is not None and self.bank.device != embeds.device:  # e.g. loaded from a checkpoint
+            self.bank, self.bank_labels = self.bank.to(embeds.device), self.bank_labels.to(embeds.device)
         if self.bank is not None and self.bank.shape[1] != embeds.shape[1]:
             self.bank, self.filled, self.ptr = None, 0, 0
         out_e, out_l = embeds, labels
@@ -69,6 +71,16 @@ class MemoryBankMiner(Miner):
         self.bank_labels[slots.to(self.bank.device)] = labels.to(self.bank_labels.device)
         self.ptr = int((self.ptr + len(embeds)) % self.size)
         self.filled = min(self.size, self.filled + len(embeds))
+
+    def state_dict(self) -> dict:
+        """The generator and the queue (rows, labels, fill and write position), on the CPU."""
+        bank = None if self.bank is None else (self.bank.cpu(), self.bank_labels.cpu())
+        return {**super().state_dict(), "bank": bank, "filled": self.filled, "ptr": self.ptr}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.bank, self.bank_labels = state["bank"] if state["bank"] is not None else (None, None)
+        self.filled, self.ptr = int(state["filled"]), int(state["ptr"])
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (N, D) = batch rows then memory rows, labels: (N,) -> Triplets of (A,) long."""

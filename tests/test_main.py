@@ -62,9 +62,12 @@ def test_run_writes_record_and_rerun_reports_finished(tmp_path, capsys):
     assert open(os.path.join(folder, "metrics.jsonl")).read() == before
 
 
-def test_stopped_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("miner", [[], ["--batch_mining", "memory_bank", "--miner_memory_bank_size", "64"]],
+                         ids=["distance", "memory_bank"])
+def test_stopped_run_resumes_to_the_same_weights(tmp_path, monkeypatch, miner):
+    # the memory bank's queue (and every miner's random generator) is part of the checkpoint
     straight = tmp_path / "straight"
-    assert main.main(tiny_args(straight, epochs=3)) == 0
+    assert main.main(tiny_args(straight, *miner, epochs=3)) == 0
 
     stopped = tmp_path / "stopped"
     real = training.train_one_epoch
@@ -76,11 +79,11 @@ def test_stopped_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(training, "train_one_epoch", stop_at_epoch_3)
     with pytest.raises(KeyboardInterrupt):
-        main.main(tiny_args(stopped, epochs=3))
+        main.main(tiny_args(stopped, *miner, epochs=3))
     summary = json.load(open(os.path.join(run_dir(stopped), "summary.json")))
     assert not summary["finished"] and summary["last_epoch"] == 2
     monkeypatch.setattr(training, "train_one_epoch", real)
-    assert main.main(tiny_args(stopped, epochs=3)) == 0
+    assert main.main(tiny_args(stopped, *miner, epochs=3)) == 0
 
     a = torch.load(os.path.join(run_dir(straight), "checkpoints/last.pt"), weights_only=False)
     b = torch.load(os.path.join(run_dir(stopped), "checkpoints/last.pt"), weights_only=False)
