@@ -201,8 +201,8 @@ class Registry:
 
 
 def _argparse_kwargs(p: Param) -> dict[str, Any]:
-    help_text = (p.help + " " if p.help else "") + f"(default: {p.default!r})"
-    help_text = help_text.replace("%", "%%")
+    # the parser's ArgumentDefaultsHelpFormatter appends the default
+    help_text = (p.help or "").replace("%", "%%")
     if p.type is bool:
         if p.default:
             return {"action": argparse.BooleanOptionalAction, "default": True, "help": help_text}
