@@ -28,7 +28,7 @@ def _block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
 
 @ARCHITECTURES.register("smallnet")
 class SmallNet(EmbeddingNet):
-    """Four conv-(pool)-BN-ReLU blocks (w, 2w, 4w, 4w channels), average pool, Linear(4w → D).
+    """Four conv-(pool)-BN-ReLU blocks (w, 2w, 4w, 4w channels), pooling, Linear(→ D).
 
     Args:
         embed_dim: embedding size D.
@@ -40,26 +40,31 @@ class SmallNet(EmbeddingNet):
         width: channels of the first block, w (w=32: about 260k parameters with D=128).
         channels: input channels (1 grayscale, 3 RGB).
         size: input crop size the datasets should produce (any size works: adaptive pooling).
+        grid: side of the final average pooling: 1 (global, Linear(4w → D)) or g > 1 (a g×g map is
+            flattened, Linear(4w·g² → D), keeping where things are, as the flattened conv maps of
+            Hadsell et al. did).
     """
 
     options = ("frozen", "normalize")
 
     def __init__(self, embed_dim: int, frozen: bool = False, normalize: bool = False,
                  pretrained: bool = False, weights_path: str | None = None,
-                 width: int = 32, channels: int = 1, size: int = 32):
+                 width: int = 32, channels: int = 1, size: int = 32, grid: int = 1):
         super().__init__(frozen=frozen, normalize=normalize)
+        if grid < 1:
+            raise ValueError(f"smallnet grid must be >= 1, got {grid}")
         w = width
         self.backbone = nn.Sequential(
             _block(channels, w, True), _block(w, 2 * w, True), _block(2 * w, 4 * w, True),
-            _block(4 * w, 4 * w, False), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+            _block(4 * w, 4 * w, False), nn.AdaptiveAvgPool2d(grid), nn.Flatten())
         # channels_last roughly doubles CPU throughput (oneDNN kernels); .to(device) keeps it.
         self.backbone.to(memory_format=torch.channels_last)
-        self.head = nn.Linear(4 * w, embed_dim)
+        self.head = nn.Linear(4 * w * grid * grid, embed_dim)
         # Eval uses the whole image (resize == size): small glyphs have no border to spare.
         self.image_spec = ImageSpec(size=size, channels=channels, mean=(0.5,) * channels,
                                     std=(0.5,) * channels, resize=size)
         self.finish(pretrained, weights_path)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """``images: (B, channels, H, W)`` → ``(B, 4 * width)``."""
+        """``images: (B, channels, H, W)`` → ``(B, 4 * width * grid²)``."""
         return self.backbone(images.contiguous(memory_format=torch.channels_last))

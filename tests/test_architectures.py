@@ -64,7 +64,7 @@ def test_parse_rejects(name, fragment):
 
 def test_context_is_not_a_flag_and_flags_reach_the_class():
     assert {p.name for p in ARCHITECTURES.params("resnet50")} == set()
-    assert {p.name for p in ARCHITECTURES.params("smallnet")} == {"width", "channels", "size"}
+    assert {p.name for p in ARCHITECTURES.params("smallnet")} == {"width", "channels", "size", "grid"}
     model = build_model("smallnet", {"arch_smallnet_width": 8, "arch_smallnet_channels": 3},
                         embed_dim=D, pretrained=True)
     assert model.head.in_features == 32 and model.image_spec.channels == 3
@@ -73,6 +73,17 @@ def test_context_is_not_a_flag_and_flags_reach_the_class():
     ARCHITECTURES.add_flags(parser)
     opt = parser.parse_args(["--arch_smallnet_width", "4"])
     assert build_model("smallnet", opt, embed_dim=D, pretrained=True).head.in_features == 16
+
+
+def test_smallnet_grid_keeps_a_spatial_map_for_any_input_size():
+    model = build_model("smallnet", {"arch_smallnet_width": 4, "arch_smallnet_grid": 2}, embed_dim=D,
+                        pretrained=False).eval()
+    assert model.head.in_features == 16 * 4        # 4w channels × 2×2 cells
+    for side in (28, 32, 45):
+        assert model(torch.randn(3, 1, side, side)).shape == (3, D)
+        assert model.features(torch.randn(3, 1, side, side)).shape == (3, 16 * 4)
+    with pytest.raises(ValueError, match="grid must be >= 1"):
+        build_model("smallnet", {"arch_smallnet_grid": 0}, embed_dim=D, pretrained=False)
 
 
 @pytest.mark.parametrize("base", ["resnet50", "googlenet", "bninception", "smallnet"])
