@@ -58,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     # ------------------------------------------------------------------ what the run is made of
     try:
         model = build_model(opt.arch, opt, embed_dim=opt.embed_dim,
-                            pretrained=not opt.not_pretrained, weights_path=opt.pretrained_weights)
+                            pretrained=not opt.not_pretrained, weights_path=opt.pretrained_weights,
+                            image_size=opt.image_size, image_resize=opt.image_resize)
         splits = datasets.build_splits(opt, model.image_spec)
         train_set = splits["train"]
         sampler = SAMPLERS.build(opt.data_sampler, opt, labels=train_set.labels, batch_size=opt.bs,
@@ -69,6 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"main.py: error: {err}", file=sys.stderr)
         return 2
     record.write_json("splits.json", {name: ds.info for name, ds in splits.items()})
+    record.write_json("model.json", model.describe())
     n_classes = int(len(np.unique(train_set.labels)))
     train_loader = make_loader(train_set, opt, device, batch_sampler=sampler)
     eval_splits = {"train": splits["train_eval"]} if not opt.no_train_metrics else {}
@@ -116,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         if ctx.is_main:
             results = training.evaluate_splits(
                 model, eval_loaders, opt.evaluation_metrics, device, backend=opt.eval_backend,
-                on_gpu=opt.evaluate_on_gpu, amp=opt.amp, seed=opt.seed)
+                on_gpu=opt.evaluate_on_gpu, amp=opt.amp, seed=opt.seed, layer=opt.eval_layer)
             if train_logs:
                 record.log(epoch, "train_loop", train_logs)
             for name, values in results.items():
@@ -146,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         distributed.barrier(ctx)
 
     if sampler.needs_embeddings:  # coreset / batch-match samplers start from the whole train set
-        store_loader = make_loader(splits["train_eval"], opt, device, batch_size=opt.bs)
+        store_loader = make_loader(datasets.train_items_with_eval_transforms(splits), opt, device,
+                                   batch_size=opt.bs)
         embeds, _ = evaluation.compute_embeddings(model, store_loader, device, amp=opt.amp)
         sampler.update_embeddings(np.arange(len(embeds)), embeds)
 

@@ -74,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--tv_split_perc", type=float, default=0.8,
                       help="fraction of the training data kept for training")
     data.add_argument("--augmentation", default="base", choices=["base", "adv", "big", "red"])
+    data.add_argument("--rotation_classes", type=int, default=1, choices=list(datasets.ROTATIONS),
+                      help="train on (class, rotation) pairs: every training image also appears "
+                           "rotated by multiples of 360/K degrees, each rotation a class of its own "
+                           "(self-supervised label augmentation, Lee et al. 2020); 1: off")
     data.add_argument("--data_sampler", default="class_random", help=f"one of: {_names(SAMPLERS)}")
     data.add_argument("--samples_per_class", type=int, default=2,
                       help="samples per class in a batch (must divide --bs)")
@@ -104,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"one of: {_names(ARCHITECTURES)}, followed by options "
                           f"({', '.join('_' + k for k in architectures.ARCH_OPTIONS)}) in any order")
     net.add_argument("--embed_dim", type=int, default=128)
+    net.add_argument("--image_size", type=int, default=0,
+                     help="side of the square network input in pixels (0: the architecture's own: "
+                          "224 resnet50/bninception, 227 googlenet, 32 smallnet)")
+    net.add_argument("--image_resize", type=int, default=0,
+                     help="side images are resized to before the evaluation centre crop (0: the "
+                          "architecture's ratio to --image_size, 256/224 or 1 for smallnet)")
     net.add_argument("--not_pretrained", action="store_true", help="no ImageNet initialisation")
     net.add_argument("--pretrained_weights", default=None,
                      help="local file with the backbone's ImageNet weights (else the torch hub cache)")
@@ -116,6 +126,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "checkpoint (the first one chooses the reported epoch)")
     ev.add_argument("--selection_split", default="auto", choices=["auto", "val", "test"],
                     help="split that chooses the best epoch; auto: val when there is one, else test")
+    ev.add_argument("--eval_layer", default="head", choices=list(architectures.EVAL_LAYERS),
+                    help="layer whose output is evaluated: head (the trained embedding) or pooled "
+                         "(the backbone features before the head, as SimCLR/SupCon evaluate)")
     ev.add_argument("--no_train_metrics", action="store_true", help="skip training-set metrics")
     ev.add_argument("--evaluate_on_gpu", action="store_true", help="neighbour search on the GPU")
     ev.add_argument("--eval_backend", default="torch", choices=["torch", "faiss"])
@@ -143,6 +156,12 @@ def validate(opt: argparse.Namespace) -> None:
                             (opt.batch_mining, MINERS), (opt.data_sampler, SAMPLERS)):
         registry.get(value)
     parse_arch(opt.arch)
+    if opt.image_size < 0 or opt.image_resize < 0:
+        raise ValueError(f"--image_size {opt.image_size} and --image_resize {opt.image_resize} "
+                         "must be >= 0 (0 keeps the architecture's own)")
+    if 0 < opt.image_resize < opt.image_size:
+        raise ValueError(f"--image_resize {opt.image_resize} is smaller than --image_size "
+                         f"{opt.image_size}: the evaluation centre crop would not fit")
     if opt.bs <= 0 or opt.samples_per_class <= 0:
         raise ValueError("--bs and --samples_per_class must be positive")
     if opt.bs % opt.samples_per_class:

@@ -10,24 +10,30 @@ from __future__ import annotations
 from typing import Any
 
 from architectures.base import ARCH_OPTIONS, ARCHITECTURES, ArchSpec, ImageSpec, parse_arch
-from architectures.embedding_net import EmbeddingNet
+from architectures.embedding_net import EVAL_LAYERS, EmbeddingNet
 from architectures import bninception, googlenet, resnet50, smallnet  # noqa: F401  (registration)
 
 
 def build_model(arch: str, opt: Any = None, *, embed_dim: int, pretrained: bool,
-                weights_path: str | None = None) -> EmbeddingNet:
+                weights_path: str | None = None, image_size: int = 0,
+                image_resize: int = 0) -> EmbeddingNet:
     """``--arch`` name → network mapping ``(B, C, H, W)`` images to ``(B, embed_dim)`` embeddings.
 
     Backbone flags (``--arch_smallnet_width``) are read from ``opt``; the composite-name options,
     the embedding size and the weights travel as context. ``pretrained`` loads ImageNet weights
     from ``weights_path`` or the torch hub cache (never downloads; a missing file is a
     ``FileNotFoundError`` naming the files looked for); smallnet has none and loads nothing.
+    ``image_size`` / ``image_resize`` (``--image_size`` / ``--image_resize``; 0 keeps the
+    network's own) change the input crop and the eval resize of its ``image_spec``; every net
+    pools adaptively, so any size runs (the ImageNet nets need about 32 pixels or more).
     """
     spec = parse_arch(arch)
-    return ARCHITECTURES.build(spec.base, opt, embed_dim=embed_dim, frozen=spec.frozen,
-                               normalize=spec.normalize, double=spec.double, he=spec.he,
-                               pretrained=pretrained, weights_path=weights_path)
+    model = ARCHITECTURES.build(spec.base, opt, embed_dim=embed_dim, frozen=spec.frozen,
+                                normalize=spec.normalize, double=spec.double, he=spec.he,
+                                pretrained=pretrained, weights_path=weights_path)
+    model.image_spec = model.image_spec.scaled(image_size, image_resize)
+    return model
 
 
-__all__ = ["ARCHITECTURES", "ARCH_OPTIONS", "ArchSpec", "EmbeddingNet", "ImageSpec", "build_model",
-           "parse_arch"]
+__all__ = ["ARCHITECTURES", "ARCH_OPTIONS", "ArchSpec", "EVAL_LAYERS", "EmbeddingNet", "ImageSpec",
+           "build_model", "parse_arch"]

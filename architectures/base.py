@@ -15,7 +15,7 @@ substrings anywhere, so ``resnet50_junk`` or ``…_300epoch`` were accepted and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -53,6 +53,19 @@ class ImageSpec:
     @property
     def eval_resize(self) -> int:
         return self.resize if self.resize is not None else round(self.size * 256 / 224)
+
+    def scaled(self, size: int = 0, resize: int = 0) -> "ImageSpec":
+        """This spec at input side ``size`` (0: unchanged) with eval ``resize`` (0: the same ratio
+        to the crop as now, e.g. 256/224 for the ImageNet nets, 1 for smallnet)."""
+        if size < 0 or resize < 0:
+            raise ValueError(f"--image_size {size} and --image_resize {resize} must be >= 0 "
+                             "(0 keeps the architecture's own)")
+        new_size = size or self.size
+        new_resize = resize or round(new_size * self.eval_resize / self.size)
+        if new_resize < new_size:
+            raise ValueError(f"--image_resize {new_resize} is smaller than --image_size {new_size}: "
+                             "the evaluation centre crop would not fit; give a resize >= the size")
+        return replace(self, size=new_size, resize=new_resize)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``images: (..., C, H, W)`` RGB in [0, 1] → network input ``(..., C, H, W)``."""

@@ -10,6 +10,7 @@ to float32, not ``(embedding, (pooled, feature map))``.
 """
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,6 +20,10 @@ from torch import nn
 
 from architectures.base import ImageSpec
 from architectures.weights import find_weights, load_backbone_weights
+
+
+#: Layers whose output can be evaluated (``--eval_layer``).
+EVAL_LAYERS = ("head", "pooled")
 
 
 class EmbeddingNet(nn.Module):
@@ -57,6 +62,29 @@ class EmbeddingNet(nn.Module):
         """``images: (B, C, H, W)`` → ``embeds: (B, D)`` float32, unit norm with ``normalize``."""
         embeds = self.head(self.features(images)).float()
         return F.normalize(embeds, dim=-1) if self.normalize else embeds
+
+    def describe(self) -> dict:
+        """What the run record keeps about the network (``model.json``)."""
+        return {"class": type(self).__name__, "image_spec": asdict(self.image_spec),
+                "weights_source": self.weights_source, "frozen": self.frozen,
+                "normalize": self.normalize, "embed_dim": self.head.out_features,
+                "feature_dim": self.head.in_features,
+                "parameters": sum(p.numel() for p in self.parameters())}
+
+    def represent(self, images: torch.Tensor, layer: str = "head") -> torch.Tensor:
+        """The output of ``layer`` (one of ``EVAL_LAYERS``) as float32, unit norm with ``normalize``.
+
+        ``head`` is :meth:`forward`, the embedding the loss trains. ``pooled`` is the backbone's
+        pooled features ``(B, F)`` before the head: the representation SimCLR (Chen et al., ICML
+        2020) and SupCon (Khosla et al., NeurIPS 2020) evaluate, treating the head as a
+        projection that specialises to the training classes.
+        """
+        if layer == "head":
+            return self(images)
+        if layer != "pooled":
+            raise ValueError(f"layer {layer!r} is not one of: {', '.join(EVAL_LAYERS)}")
+        feats = self.features(images).float()
+        return F.normalize(feats, dim=-1) if self.normalize else feats
 
     def finish(self, pretrained: bool, weights_path: str | Path | None) -> None:
         """Load backbone weights when asked, then apply ``frozen``.

@@ -39,7 +39,6 @@ class SmallNet(EmbeddingNet):
         weights_path: a smallnet state_dict to start from (the head is not loaded).
         width: channels of the first block, w (w=32: about 260k parameters with D=128).
         channels: input channels (1 grayscale, 3 RGB).
-        size: input crop size the datasets should produce (any size works: adaptive pooling).
         grid: side of the final average pooling: 1 (global, Linear(4w → D)) or g > 1 (a g×g map is
             flattened, Linear(4w·g² → D), keeping where things are, as the flattened conv maps of
             Hadsell et al. did).
@@ -49,7 +48,7 @@ class SmallNet(EmbeddingNet):
 
     def __init__(self, embed_dim: int, frozen: bool = False, normalize: bool = False,
                  pretrained: bool = False, weights_path: str | None = None,
-                 width: int = 32, channels: int = 1, size: int = 32, grid: int = 1):
+                 width: int = 32, channels: int = 1, grid: int = 1):
         super().__init__(frozen=frozen, normalize=normalize)
         if grid < 1:
             raise ValueError(f"smallnet grid must be >= 1, got {grid}")
@@ -60,9 +59,10 @@ class SmallNet(EmbeddingNet):
         # channels_last roughly doubles CPU throughput (oneDNN kernels); .to(device) keeps it.
         self.backbone.to(memory_format=torch.channels_last)
         self.head = nn.Linear(4 * w * grid * grid, embed_dim)
-        # Eval uses the whole image (resize == size): small glyphs have no border to spare.
-        self.image_spec = ImageSpec(size=size, channels=channels, mean=(0.5,) * channels,
-                                    std=(0.5,) * channels, resize=size)
+        # 32×32 input (--image_size changes it; any size works: adaptive pooling). Eval uses the
+        # whole image (resize == size): small glyphs have no border to spare.
+        self.image_spec = ImageSpec(size=32, channels=channels, mean=(0.5,) * channels,
+                                    std=(0.5,) * channels, resize=32)
         self.finish(pretrained, weights_path)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import argparse
 
+from torch.utils.data import Dataset
+
 from datasets import (  # noqa: F401 - registration side effects; the list is the table of contents
     cars196, csv_table, cub200, fashion_mnist, glyphs, inshop, online_products)
 from datasets.base import DATASETS, DatasetError, DatasetSource, DMLDataset, Split
 from datasets.image_files import read_item, scan
+from datasets.rotation_classes import ROTATIONS, RotationClasses
 from datasets.splitting import by_classes, by_samples
 from datasets.transforms import AUGMENTATIONS, build_transforms
 
-__all__ = ["DATASETS", "AUGMENTATIONS", "DatasetError", "DatasetSource", "DMLDataset", "Split",
-           "build_splits", "load_raw_splits"]
+__all__ = ["DATASETS", "AUGMENTATIONS", "ROTATIONS", "DatasetError", "DatasetSource", "DMLDataset",
+           "RotationClasses", "Split", "build_splits", "load_raw_splits",
+           "train_items_with_eval_transforms"]
 
 
 def load_raw_splits(opt: argparse.Namespace) -> tuple[DatasetSource, dict[str, Split]]:
@@ -38,8 +42,11 @@ def load_raw_splits(opt: argparse.Namespace) -> tuple[DatasetSource, dict[str, S
     return source, raw
 
 
-def build_splits(opt: argparse.Namespace, image_spec) -> dict[str, DMLDataset]:
-    """``{"train", "train_eval", "test"[, "val"]}``; items are (image (C, H, W), label, index)."""
+def build_splits(opt: argparse.Namespace, image_spec) -> dict[str, Dataset]:
+    """``{"train", "train_eval", "test"[, "val"]}``; items are (image (C, H, W), label, index).
+
+    With ``--rotation_classes K`` > 1 the ``train`` split holds every image in ``K`` rotations, each
+    rotation its own class (:class:`RotationClasses`); the other splits are untouched."""
     augmentation = getattr(opt, "augmentation", "base")
     build_transforms(image_spec, augmentation)   # an unknown preset fails before any data is read
     source, raw = load_raw_splits(opt)
@@ -50,4 +57,16 @@ def build_splits(opt: argparse.Namespace, image_spec) -> dict[str, DMLDataset]:
               "test": DMLDataset(raw["test"], eval_tf, read_item)}
     if "val" in raw:
         splits["val"] = DMLDataset(raw["val"], eval_tf, read_item)
+    rotations = getattr(opt, "rotation_classes", 1)
+    if rotations > 1:
+        splits["train"] = RotationClasses(splits["train"], rotations)
     return splits
+
+
+def train_items_with_eval_transforms(splits: dict[str, Dataset]) -> Dataset:
+    """The items of ``splits["train"]``, same indices and labels, with eval transforms (what
+    embedding-based samplers store): ``train_eval``, rotated like ``train`` if that is rotated."""
+    train = splits["train"]
+    if isinstance(train, RotationClasses):
+        return RotationClasses(splits["train_eval"], train.k)
+    return splits["train_eval"]

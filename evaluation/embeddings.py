@@ -13,8 +13,12 @@ from tqdm import tqdm
 
 
 @torch.no_grad()
-def compute_embeddings(model: torch.nn.Module, loader, device, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Returns embeds: (N, D) float32 and labels: (N,) int64 on the CPU, sorted by dataset index."""
+def compute_embeddings(model: torch.nn.Module, loader, device, amp: bool = False,
+                       layer: str = "head") -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns embeds: (N, D) float32 and labels: (N,) int64 on the CPU, sorted by dataset index.
+
+    ``layer`` other than ``head`` asks the model's ``represent`` for that layer's output (e.g.
+    ``pooled``: the backbone features before the embedding head)."""
     was_training = model.training
     model.eval()
     device = torch.device(device)
@@ -22,7 +26,8 @@ def compute_embeddings(model: torch.nn.Module, loader, device, amp: bool = False
     try:
         for images, labels, indices in tqdm(loader, desc="embedding", leave=False, disable=None):
             with torch.autocast(device.type, enabled=amp):
-                out = model(images.to(device, non_blocking=True))
+                images = images.to(device, non_blocking=True)
+                out = model(images) if layer == "head" else model.represent(images, layer)
             out = out[0] if isinstance(out, (tuple, list)) else out
             feats.append(out.float().cpu())
             labs.append(torch.as_tensor(labels).long().cpu())

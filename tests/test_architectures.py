@@ -64,7 +64,7 @@ def test_parse_rejects(name, fragment):
 
 def test_context_is_not_a_flag_and_flags_reach_the_class():
     assert {p.name for p in ARCHITECTURES.params("resnet50")} == set()
-    assert {p.name for p in ARCHITECTURES.params("smallnet")} == {"width", "channels", "size", "grid"}
+    assert {p.name for p in ARCHITECTURES.params("smallnet")} == {"width", "channels", "grid"}
     model = build_model("smallnet", {"arch_smallnet_width": 8, "arch_smallnet_channels": 3},
                         embed_dim=D, pretrained=True)
     assert model.head.in_features == 32 and model.image_spec.channels == 3
@@ -263,3 +263,46 @@ def test_smallnet_trains():
         value.backward()
         opt.step()
     assert loss().item() < before - 0.5
+
+
+def test_image_size_flags_rescale_crop_and_eval_resize():
+    resnet = ARCHITECTURES.get("resnet50").image_spec
+    assert (resnet.scaled(64).size, resnet.scaled(64).eval_resize) == (64, 73)   # 64 · 256/224
+    assert resnet.scaled(64, 80).eval_resize == 80 and resnet.scaled().eval_resize == 256
+    assert resnet.scaled(0, 300) == ImageSpec(size=224, resize=300)
+    small = build_model("smallnet", embed_dim=D, pretrained=False, image_size=28).image_spec
+    assert (small.size, small.eval_resize, small.channels) == (28, 28, 1)   # whole image kept
+    with pytest.raises(ValueError, match="smaller than --image_size 64"):
+        resnet.scaled(64, 60)
+    with pytest.raises(ValueError, match="must be >= 0"):
+        resnet.scaled(-1)
+
+
+def test_image_size_reaches_the_transforms():
+    from datasets.transforms import build_transforms
+    spec = build_model("smallnet", embed_dim=D, pretrained=False, image_size=20).image_spec
+    train, evaluation = build_transforms(spec, "base")
+    image = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
+    assert train(image).shape == evaluation(image).shape == (1, 20, 20)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_pooled_layer_is_the_features_before_the_head(normalize):
+    from evaluation import compute_embeddings
+    torch.manual_seed(0)
+    model = ARCHITECTURES.get("smallnet")(embed_dim=D, normalize=normalize, width=4).eval()
+    images = torch.randn(6, 1, 32, 32)
+    with torch.no_grad():
+        feats = model.features(images)
+        pooled = model.represent(images, "pooled")
+        head = model.represent(images, "head")
+    assert pooled.shape == (6, 16) and head.shape == (6, D)       # 4w channels, D
+    expected = torch.nn.functional.normalize(feats, dim=1) if normalize else feats
+    torch.testing.assert_close(pooled, expected)
+    torch.testing.assert_close(head, model(images))
+    loader = [(images[:4], torch.zeros(4), torch.arange(4)), (images[4:], torch.ones(2),
+                                                                torch.arange(4, 6))]
+    embeds, _ = compute_embeddings(model, loader, "cpu", layer="pooled")
+    torch.testing.assert_close(embeds, pooled)
+    with pytest.raises(ValueError, match="not one of: head, pooled"):
+        model.represent(images, "logits")

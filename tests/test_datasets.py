@@ -379,3 +379,46 @@ def test_every_registered_dataset_documents_its_flags():
     assert set(DATASETS.names()) >= {"glyphs", "cub200", "cars196", "online_products", "inshop",
                                      "csv", "fashion_mnist"}
     assert datasets.DATASETS is DATASETS
+
+
+# ----------------------------------------------------------------------------- rotation classes
+
+
+def test_rotation_classes_are_rotated_copies_with_joint_labels():
+    from datasets.base import DMLDataset, Split
+    from datasets.image_files import read_item
+    from datasets.rotation_classes import RotationClasses
+    rng = np.random.default_rng(0)
+    split = Split(labels=np.array([7, 7, 9]), images=rng.integers(0, 256, (3, 5, 5), np.uint8),
+                  categories=np.array([1, 1, 0]))
+    base = DMLDataset(split, lambda x: x, read_item)
+    rot = RotationClasses(base, 4)
+    assert len(rot) == 12 and rot.n_classes == 8
+    assert rot.labels.tolist() == [0, 0, 4, 1, 1, 5, 2, 2, 6, 3, 3, 7]      # class · 4 + rotation
+    assert rot.categories.tolist() == [1, 1, 0] * 4 and rot.is_query is None
+    for r in range(4):
+        for j in range(3):
+            image, label, index = rot[r * 3 + j]
+            assert (label, index) == (int(rot.labels[r * 3 + j]), r * 3 + j)
+            expected = np.rot90(split.images[j], r)           # counter-clockwise quarter turns
+            assert torch.equal(image[0], torch.from_numpy(expected.copy()))
+    half = RotationClasses(base, 2)
+    assert half.labels.tolist() == [0, 0, 2, 1, 1, 3]
+    assert torch.equal(half[4][0][0], torch.from_numpy(split.images[1][::-1, ::-1].copy()))
+    assert rot.info["rotation_classes"] == 4 and rot.info["n_classes"] == 8
+    with pytest.raises(ValueError, match="--rotation_classes 3 is not allowed; choose one of: 1, 2, 4"):
+        RotationClasses(base, 3)
+
+
+def test_rotation_classes_wrap_only_the_training_split(tmp_path):
+    plain = build_splits(make_opt(tmp_path), GREY)
+    s = build_splits(make_opt(tmp_path, rotation_classes=4), GREY)
+    assert len(s["train"]) == 4 * len(plain["train"]) and s["train"].n_classes == 4 * 4
+    for name in ("train_eval", "test"):
+        assert s[name].labels.tolist() == plain[name].labels.tolist()
+    store = datasets.train_items_with_eval_transforms(s)
+    assert store.labels.tolist() == s["train"].labels.tolist()
+    n = len(plain["train"])
+    image = store[2 * n + 1][0]                                   # item 1 turned by 180 degrees
+    assert torch.equal(image, plain["train_eval"][1][0].flip(-1).flip(-2))
+    assert datasets.train_items_with_eval_transforms(plain) is plain["train_eval"]

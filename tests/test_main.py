@@ -115,3 +115,54 @@ def test_data_that_cannot_fill_a_batch_is_a_one_line_error(tmp_path, capsys):
     assert main.main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("main.py: error: 32 classes are needed per batch")
+
+
+def test_image_size_and_eval_layer_reach_the_run(tmp_path, monkeypatch):
+    seen = []
+    real = training.evaluate_splits
+
+    def spy(model, loaders, *args, **kwargs):
+        seen.append(kwargs["layer"])
+        images = next(iter(loaders["test"]))[0]
+        assert images.shape[-2:] == (24, 24)
+        return real(model, loaders, *args, **kwargs)
+
+    monkeypatch.setattr(training, "evaluate_splits", spy)
+    args = tiny_args(tmp_path, "--image_size", "24", "--eval_layer", "pooled", epochs=1)
+    assert main.main(args) == 0
+    assert seen == ["pooled", "pooled"]
+    described = json.load(open(os.path.join(run_dir(tmp_path), "model.json")))
+    assert described["image_spec"]["size"] == 24 and described["image_spec"]["resize"] == 24
+    assert described["feature_dim"] == 128 and described["embed_dim"] == 16
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--image_size", "64", "--image_resize", "60"], "--image_resize 60 is smaller than"),
+    (["--image_size", "-3"], "must be >= 0"),
+    (["--eval_layer", "logits"], "invalid choice: 'logits'"),
+])
+def test_bad_image_and_layer_flags_exit_2(flags, fragment):
+    proc = subprocess.run([sys.executable, "main.py", "--dataset", "glyphs", *flags], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and fragment in proc.stderr.strip().splitlines()[-1]
+
+
+def test_rotation_classes_train_end_to_end_with_an_embedding_sampler(tmp_path, capsys, monkeypatch):
+    from datasampler.embedding_store import EmbeddingSampler
+    stored = []
+    real = EmbeddingSampler.update_embeddings
+
+    def spy(self, indices, embeds):
+        stored.append((len(self.labels), len(indices)))
+        return real(self, indices, embeds)
+
+    monkeypatch.setattr(EmbeddingSampler, "update_embeddings", spy)
+    args = tiny_args(tmp_path, "--rotation_classes", "4", "--data_sampler", "greedy_coreset",
+                     "--data_batchmatch_bigbs", "64", epochs=1)
+    assert main.main(args) == 0
+    out = capsys.readouterr().out
+    assert "(288 train images, 36 classes)" in out            # 9 classes × 8 images × 4 turns
+    assert stored[0] == (288, 288)          # the sampler's store starts with every rotated item
+    splits = json.load(open(os.path.join(run_dir(tmp_path), "splits.json")))
+    assert splits["train"]["rotation_classes"] == 4 and splits["train_eval"]["n_classes"] == 9
+    assert "rotation_classes" not in splits["test"]

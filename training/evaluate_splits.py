@@ -10,13 +10,15 @@ import evaluation
 
 
 def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: torch.device, *,
-                    backend: str, on_gpu: bool, amp: bool, seed: int) -> dict[str, dict]:
-    """``{split: {metric: value}}`` for each loader; each split's dataset supplies its query/gallery
-    masks and categories."""
+                    backend: str, on_gpu: bool, amp: bool, seed: int,
+                    layer: str = "head") -> dict[str, dict]:
+    """``{split: {metric: value}}`` for each loader, on the output of the network's ``layer``;
+    each split's dataset supplies its query/gallery masks and categories."""
     results = {}
     for split, loader in loaders.items():
         start = time.perf_counter()
-        embeds, labels = evaluation.compute_embeddings(model, loader, device, amp=amp)
+        embeds, labels = evaluation.compute_embeddings(model, loader, device, amp=amp,
+                                                        layer=layer)
         ds = loader.dataset
         values = evaluation.evaluate(
             embeds, labels, metrics,
