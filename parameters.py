@@ -23,6 +23,7 @@ import datasampler
 import datasets
 import evaluation
 from architectures import ARCHITECTURES, parse_arch
+from architectures.base import check_image_flags
 from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
@@ -156,12 +157,7 @@ def validate(opt: argparse.Namespace) -> None:
                             (opt.batch_mining, MINERS), (opt.data_sampler, SAMPLERS)):
         registry.get(value)
     parse_arch(opt.arch)
-    if opt.image_size < 0 or opt.image_resize < 0:
-        raise ValueError(f"--image_size {opt.image_size} and --image_resize {opt.image_resize} "
-                         "must be >= 0 (0 keeps the architecture's own)")
-    if 0 < opt.image_resize < opt.image_size:
-        raise ValueError(f"--image_resize {opt.image_resize} is smaller than --image_size "
-                         f"{opt.image_size}: the evaluation centre crop would not fit")
+    check_image_flags(opt.image_size, opt.image_resize)
     if opt.bs <= 0 or opt.samples_per_class <= 0:
         raise ValueError("--bs and --samples_per_class must be positive")
     if opt.bs % opt.samples_per_class:

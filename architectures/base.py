@@ -32,6 +32,16 @@ ARCH_OPTIONS = {
 }
 
 
+def check_image_flags(size: int, resize: int) -> None:
+    """``--image_size`` / ``--image_resize`` no network can use raise ValueError (0: its own)."""
+    if size < 0 or resize < 0:
+        raise ValueError(f"--image_size {size} and --image_resize {resize} must be >= 0 "
+                         "(0 keeps the architecture's own)")
+    if 0 < resize < size:
+        raise ValueError(f"--image_resize {resize} is smaller than --image_size {size}: "
+                         "the evaluation centre crop would not fit; give a resize >= the size")
+
+
 @dataclass(frozen=True)
 class ImageSpec:
     """What a network expects of its input images.
@@ -57,14 +67,10 @@ class ImageSpec:
     def scaled(self, size: int = 0, resize: int = 0) -> "ImageSpec":
         """This spec at input side ``size`` (0: unchanged) with eval ``resize`` (0: the same ratio
         to the crop as now, e.g. 256/224 for the ImageNet nets, 1 for smallnet)."""
-        if size < 0 or resize < 0:
-            raise ValueError(f"--image_size {size} and --image_resize {resize} must be >= 0 "
-                             "(0 keeps the architecture's own)")
+        check_image_flags(size, resize)
         new_size = size or self.size
         new_resize = resize or round(new_size * self.eval_resize / self.size)
-        if new_resize < new_size:
-            raise ValueError(f"--image_resize {new_resize} is smaller than --image_size {new_size}: "
-                             "the evaluation centre crop would not fit; give a resize >= the size")
+        check_image_flags(new_size, new_resize)
         return replace(self, size=new_size, resize=new_resize)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
