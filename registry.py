@@ -8,6 +8,13 @@ Arguments without a default, and those listed in the class attribute ``context_p
 *context*: values only known at run time (number of classes, the miner, the training labels), which
 ``build(name, opt, **context)`` passes explicitly. Classes never see ``opt``.
 
+A constructor names only what it uses and may end in ``**context``, which it hands on to its base
+class's ``__init__`` (``super().__init__(**context)``): the registry walks that chain of
+constructors once per entry, so a base's flags and context (the sampler's labels, batch size and
+seed; the miner's seed) need not be restated in every subclass. ``build`` passes each context value
+that some constructor in the chain names, and every value when the chain ends in ``**kwargs``;
+other values are dropped, so a caller may offer context that some entries do not use.
+
 Help text comes from the class docstring: an ``Args:`` section with ``name: text`` lines.
 """
 from __future__ import annotations
@@ -18,7 +25,7 @@ import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 
 class RegistryError(ValueError):
@@ -68,6 +75,48 @@ def _first_line(cls: type) -> str:
     return doc.strip().splitlines()[0] if doc.strip() else ""
 
 
+@dataclass(frozen=True)
+class _Chain:
+    """An entry's constructor chain, walked once at registration."""
+
+    inits: tuple[Callable, ...]                # __init__ functions, most derived first
+    params: tuple[inspect.Parameter, ...]      # named parameters, first occurrence wins
+    context: frozenset[str]                    # declared context_params
+    open_ended: bool                           # the chain ends in **kwargs: any context passes
+
+    @property
+    def names(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.params)
+
+    def is_context(self, p: inspect.Parameter) -> bool:
+        return p.default is p.empty or p.name in self.context
+
+    @property
+    def required(self) -> list[str]:
+        return [p.name for p in self.params if p.default is p.empty]
+
+
+def _walk(cls: type) -> _Chain:
+    """Follow ``__init__`` up the MRO while each one ends in ``**kwargs`` (it forwards them)."""
+    inits, params, open_ended = [], {}, False
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        if klass is object:   # the last __init__ keeps its **kwargs (object's takes none)
+            break
+        inits.append(init)
+        sig = list(inspect.signature(init).parameters.values())[1:]
+        for p in sig:
+            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                params.setdefault(p.name, p)
+        open_ended = any(p.kind is p.VAR_KEYWORD for p in sig)
+        if not open_ended:
+            break
+    return _Chain(tuple(inits), tuple(params.values()),
+                  frozenset(getattr(cls, "context_params", ())), open_ended)
+
+
 def _unwrap_optional(tp: Any) -> Any:
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -90,6 +139,8 @@ class Registry:
         self.prefix = prefix
         self._entries: dict[str, type] = {}
         self._flags: dict[str, dict[str, str]] = {}
+        self._chains: dict[str, _Chain] = {}
+        self._params: dict[str, list[Param]] = {}   # filled on first use (hints resolve late)
 
     # ----------------------------------------------------------------------------- registration
     def register(self, name: str, *, flags: dict[str, str] | None = None) -> Callable[[type], type]:
@@ -100,12 +151,14 @@ class Registry:
         def deco(cls: type) -> type:
             if name in self._entries and self._entries[name] is not cls:
                 raise RegistryError(f"{self.kind} {name!r} is registered twice")
-            self._entries[name] = cls
-            self._flags[name] = dict(flags or {})
-            cls.registry_name = name
-            for kw in self._flags[name]:
-                if kw not in inspect.signature(cls.__init__).parameters:
+            chain = _walk(cls)
+            for kw in flags or {}:
+                if kw not in chain.names:
                     raise RegistryError(f"{cls.__name__} has no argument {kw!r} for its legacy flag")
+            self._entries[name], self._chains[name] = cls, chain
+            self._flags[name] = dict(flags or {})
+            self._params.pop(name, None)
+            cls.registry_name = name
             return cls
 
         return deco
@@ -133,15 +186,17 @@ class Registry:
 
     # ----------------------------------------------------------------------------- parameters
     def params(self, name: str) -> list[Param]:
-        """The flags of one entry, in signature order."""
-        cls = self.get(name)
-        sig = inspect.signature(cls.__init__)
-        hints = typing.get_type_hints(cls.__init__)
+        """The flags of one entry, in constructor-chain order (the class's own first)."""
+        if name in self._params:
+            return self._params[name]
+        cls, chain = self.get(name), self._chains[name]
+        hints: dict[str, Any] = {}
+        for init in reversed(chain.inits):   # a subclass's annotation wins over its base's
+            hints.update(typing.get_type_hints(init))
         docs = _doc_args(cls)
-        context = set(getattr(cls, "context_params", ()))
         out = []
-        for p in list(sig.parameters.values())[1:]:
-            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.default is p.empty or p.name in context:
+        for p in chain.params:
+            if chain.is_context(p):
                 continue
             tp = _unwrap_optional(hints.get(p.name, type(p.default)))
             choices = None
@@ -153,15 +208,13 @@ class Registry:
                 tp = list[args[0] if args else str]
             flag = self._flags[name].get(p.name, f"--{self.prefix}_{name}_{p.name}")
             out.append(Param(p.name, flag, p.default, tp, docs.get(p.name, ""), choices))
+        self._params[name] = out
         return out
 
     def context_names(self, name: str) -> list[str]:
-        cls = self.get(name)
-        sig = inspect.signature(cls.__init__)
-        context = set(getattr(cls, "context_params", ()))
-        return [p.name for p in list(sig.parameters.values())[1:]
-                if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                and (p.default is p.empty or p.name in context)]
+        """Run-time arguments of one entry (no default, or declared in ``context_params``)."""
+        self.get(name)
+        return [p.name for p in self._chains[name].params if self._chains[name].is_context(p)]
 
     def add_flags(self, parser: argparse.ArgumentParser, seen: dict[str, Param] | None = None) -> None:
         """One argument group per entry, holding that entry's flags (shared flags appear once)."""
@@ -188,13 +241,11 @@ class Registry:
         return {p.name: table.get(p.dest, p.default) for p in self.params(name)}
 
     def build(self, name: str, opt: argparse.Namespace | dict | None = None, **context: Any) -> Any:
-        """Instantiate ``name`` with its flags from ``opt`` and the context values it accepts."""
-        cls = self.get(name)
+        """Instantiate ``name`` with its flags from ``opt`` and the context its chain accepts."""
+        cls, chain = self.get(name), self._chains[name]
         kwargs = self.values(name, opt or {})
-        accepted = set(inspect.signature(cls.__init__).parameters)
-        kwargs.update({k: v for k, v in context.items() if k in accepted})
-        missing = [c for c in self.context_names(name) if c not in kwargs
-                   and inspect.signature(cls.__init__).parameters[c].default is inspect.Parameter.empty]
+        kwargs.update({k: v for k, v in context.items() if chain.open_ended or k in chain.names})
+        missing = [c for c in chain.required if c not in kwargs]
         if missing:
             raise RegistryError(f"{self.kind} {name!r} needs {', '.join(missing)} to be built")
         return cls(**kwargs)
@@ -216,10 +267,3 @@ def _argparse_kwargs(p: Param) -> dict[str, Any]:
         kwargs["choices"] = p.choices
     return kwargs
 
-
-def check_choice(kind: str, value: Any, allowed: Iterable[Any]) -> None:
-    """One-line error for a value outside an allowed set."""
-    allowed = list(allowed)
-    if value not in allowed:
-        raise RegistryError(f"{kind} {value!r} is not allowed; choose one of: "
-                            + ", ".join(map(str, allowed)))

@@ -22,13 +22,12 @@ class AllTripletsMiner(Miner):
 
     Args:
         max_triplets: keep at most this many triplets, chosen at random (0 keeps all).
-        seed: seed of the miner's random generator (run-time context).
     """
 
     produces = "triplets"
 
-    def __init__(self, max_triplets: int = 0, seed: int = 0) -> None:
-        super().__init__(seed)
+    def __init__(self, max_triplets: int = 0, **context) -> None:
+        super().__init__(**context)
         if max_triplets < 0:
             raise ValueError(f"all_triplets max_triplets must be >= 0, got {max_triplets}")
         self.max_triplets = int(max_triplets)

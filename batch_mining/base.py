@@ -7,12 +7,16 @@ named tuples of tensors, documented in their module. A miner owns a ``torch.Gene
 construction, so a seed fixes every draw, and records ``last_count`` (tuples produced).
 Losses call ``embeds, labels = miner.augment(embeds, labels)`` before mining, so a memory-bank miner
 can serve stored embeddings (rows after the batch) as extra positives and negatives.
+A miner's constructor names its own hyper-parameters and ends in ``**context``, handed on to
+``Miner.__init__`` (which takes the run-time ``seed``).
 """
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import torch
+
+from registry import Registry
 
 
 class Triplets(NamedTuple):
@@ -67,7 +71,5 @@ class Miner:
     def load_state_dict(self, state: dict) -> None:
         self.generator.set_state(state["generator"])
 
-
-from registry import Registry  # noqa: E402
 
 MINERS = Registry("miner", "miner")

@@ -42,13 +42,12 @@ class DistanceMiner(Miner):
     Args:
         lower_cutoff: distances are clamped to at least this value before weighting.
         upper_cutoff: negatives farther than this get weight 0 (uniform fallback if none is left).
-        seed: seed of the miner's random generator (run-time context).
     """
 
     produces = "triplets"
 
-    def __init__(self, lower_cutoff: float = 0.5, upper_cutoff: float = 1.4, seed: int = 0) -> None:
-        super().__init__(seed)
+    def __init__(self, lower_cutoff: float = 0.5, upper_cutoff: float = 1.4, **context) -> None:
+        super().__init__(**context)
         self.lower_cutoff = float(lower_cutoff)
         self.upper_cutoff = float(upper_cutoff)
 

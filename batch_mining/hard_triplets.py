@@ -17,11 +17,7 @@ from batch_mining.distances import empty_triplets, label_masks, pairwise_distanc
 
 @MINERS.register("hard_triplets")
 class HardTripletsMiner(Miner):
-    """One triplet per anchor: argmax_p d(a, p) over positives, argmin_n d(a, n) over negatives.
-
-    Args:
-        seed: seed of the miner's random generator (run-time context; unused, nothing is random).
-    """
+    """One triplet per anchor: argmax_p d(a, p) over positives, argmin_n d(a, n) over negatives."""
 
     produces = "triplets"
 

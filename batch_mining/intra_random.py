@@ -19,11 +19,7 @@ from batch_mining.distances import draw_rows, draw_uniform, empty_triplets
 
 @MINERS.register("intra_random")
 class IntraRandomMiner(Miner):
-    """B triplets (a, p, n) drawn with replacement from one uniformly chosen class each.
-
-    Args:
-        seed: seed of the miner's random generator (run-time context).
-    """
+    """B triplets (a, p, n) drawn with replacement from one uniformly chosen class each."""
 
     produces = "triplets"
 

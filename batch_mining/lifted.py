@@ -18,11 +18,7 @@ from batch_mining.distances import label_masks
 
 @MINERS.register("lifted")
 class LiftedMiner(Miner):
-    """Every sample with at least one positive and one negative in the batch is an anchor.
-
-    Args:
-        seed: seed of the miner's random generator (run-time context; unused, nothing is random).
-    """
+    """Every sample with at least one positive and one negative in the batch is an anchor."""
 
     produces = "lifted"
 

@@ -29,14 +29,13 @@ class MemoryBankMiner(Miner):
     Args:
         size: number of past embeddings kept in the queue (rows).
         mode: hard (farthest positive, closest negative) or random (uniform positive and negative).
-        seed: seed of the miner's random generator (run-time context).
     """
 
     produces = "triplets"
 
     def __init__(self, size: int = 1024, mode: Literal["hard", "random"] = "hard",
-                 seed: int = 0) -> None:
-        super().__init__(seed)
+                 **context) -> None:
+        super().__init__(**context)
         if size < 1:
             raise ValueError(f"memory_bank size must be >= 1, got {size}")
         self.size, self.mode = int(size), mode

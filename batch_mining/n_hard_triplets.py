@@ -32,14 +32,13 @@ class NHardTripletsMiner(Miner):
     Args:
         n_positive: k (the k farthest positives) or 'lo hi' (the lo-th..hi-th farthest).
         n_negative: k (the k closest negatives) or 'lo hi' (the lo-th..hi-th closest).
-        seed: seed of the miner's random generator (run-time context; unused, nothing is random).
     """
 
     produces = "triplets"
 
     def __init__(self, n_positive: tuple[int, ...] = (1,), n_negative: tuple[int, ...] = (3,),
-                 seed: int = 0) -> None:
-        super().__init__(seed)
+                 **context) -> None:
+        super().__init__(**context)
         self.pos_range = _rank_range(n_positive, "n_positive")
         self.neg_range = _rank_range(n_negative, "n_negative")
 

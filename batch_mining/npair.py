@@ -17,11 +17,7 @@ from batch_mining.distances import draw_uniform, label_masks
 
 @MINERS.register("npair")
 class NPairMiner(Miner):
-    """Each anchor with a positive and a negative gets one random positive (N-pair tuples).
-
-    Args:
-        seed: seed of the miner's random generator (run-time context).
-    """
+    """Each anchor with a positive and a negative gets one random positive (N-pair tuples)."""
 
     produces = "npair"
 

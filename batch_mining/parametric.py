@@ -42,15 +42,13 @@ class ParametricMiner(Miner):
             veryhards (d <= 0.3).
         n_support: number of bin edges spanning the support (n_support - 1 bins).
         support_lim: lower and upper end of the support; negatives outside get weight 0.
-        seed: seed of the miner's random generator (run-time context).
     """
 
     produces = "triplets"
 
     def __init__(self, mode: Literal["uniform", "hards", "semihards", "veryhards"] = "uniform",
-                 n_support: int = 30, support_lim: tuple[float, float] = (0.0, 2.0),
-                 seed: int = 0) -> None:
-        super().__init__(seed)
+                 n_support: int = 30, support_lim: tuple[float, float] = (0.0, 2.0), **context) -> None:
+        super().__init__(**context)
         if mode not in _MODES:
             raise ValueError(f"parametric mode {mode!r}; choose one of {', '.join(_MODES)}")
         lo, hi = (float(v) for v in support_lim)

@@ -24,7 +24,6 @@ class RandomDistanceMiner(DistanceMiner):
     Args:
         lower_cutoff: distances are clamped to at least this value before weighting.
         upper_cutoff: negatives farther than this get weight 0 (uniform fallback if none is left).
-        seed: seed of the miner's random generator (run-time context).
     """
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:

@@ -20,11 +20,7 @@ from batch_mining.distances import draw_rows, draw_uniform, empty_triplets, labe
 
 @MINERS.register("random")
 class RandomMiner(Miner):
-    """Uniformly random valid triplets, as many as the batch has samples.
-
-    Args:
-        seed: seed of the miner's random generator (run-time context).
-    """
+    """Uniformly random valid triplets, as many as the batch has samples."""
 
     produces = "triplets"
 

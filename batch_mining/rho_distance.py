@@ -27,12 +27,10 @@ class RhoDistanceMiner(DistanceMiner):
         lower_cutoff: distances are clamped to at least this value before weighting.
         upper_cutoff: negatives farther than this get weight 0 (uniform fallback if none is left).
         cp: probability that a triplet is turned into a same-class push (a, a, p').
-        seed: seed of the miner's random generator (run-time context).
     """
 
-    def __init__(self, lower_cutoff: float = 0.5, upper_cutoff: float = 1.4, cp: float = 0.2,
-                 seed: int = 0) -> None:
-        super().__init__(lower_cutoff, upper_cutoff, seed)
+    def __init__(self, cp: float = 0.2, **context) -> None:
+        super().__init__(**context)
         if not 0.0 <= cp <= 1.0:
             raise ValueError(f"rho_distance cp must be a probability, got {cp}")
         self.cp = float(cp)

@@ -25,13 +25,12 @@ class SemihardMiner(Miner):
 
     Args:
         margin: width of the semi-hard band above d_ap (FaceNet's margin alpha).
-        seed: seed of the miner's random generator (run-time context).
     """
 
     produces = "triplets"
 
-    def __init__(self, margin: float = 0.2, seed: int = 0) -> None:
-        super().__init__(seed)
+    def __init__(self, margin: float = 0.2, **context) -> None:
+        super().__init__(**context)
         self.margin = float(margin)
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:

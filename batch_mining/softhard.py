@@ -19,11 +19,7 @@ from batch_mining.distances import (draw_uniform, empty_triplets, label_masks, p
 
 @MINERS.register("softhard")
 class SofthardMiner(Miner):
-    """Random hard positive (d_ap > min d_an) and hard negative (d_an < max d_ap), else random.
-
-    Args:
-        seed: seed of the miner's random generator (run-time context).
-    """
+    """Random hard positive (d_ap > min d_an) and hard negative (d_an < max d_ap), else random."""
 
     produces = "triplets"
 

@@ -16,6 +16,8 @@ from typing import Any, Callable, Protocol
 import torch
 from torch import nn
 
+from registry import Registry
+
 
 class TupleMiner(Protocol):
     """What a loss needs from a miner (``batch_mining.base.Miner`` satisfies it)."""
@@ -92,7 +94,5 @@ def full_precision(forward: Callable) -> Callable:
 
     return run
 
-
-from registry import Registry  # noqa: E402
 
 LOSSES = Registry("loss", "loss")

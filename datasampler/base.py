@@ -6,11 +6,16 @@ of size ``batch_size``; the base class seeds ``rng`` from (seed, epoch), so ``se
 seed fix every batch, and shards each global batch into contiguous per-rank slices under
 distributed training (contiguous so class groups of ``samples_per_class`` stay together).
 Samplers that look at embeddings set ``needs_embeddings`` and receive ``update_embeddings``.
+A sampler's constructor names its own hyper-parameters and ends in ``**context``, handed on to
+``BatchSampler.__init__``, which takes the run-time context (labels, batch size, samples per class,
+seed, categories, rank, world size).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+
+from registry import Registry
 
 
 class BatchSampler(torch.utils.data.Sampler):
@@ -99,6 +104,5 @@ class BatchSampler(torch.utils.data.Sampler):
             pos[repeat] = (rng.random((int(repeat.sum()), k)) * sizes[repeat]).astype(np.int64)
         return self._flat_members[self._class_starts[class_pos][:, None] + pos].reshape(-1)
 
-from registry import Registry  # noqa: E402
 
 SAMPLERS = Registry("sampler", "data")

@@ -25,19 +25,18 @@ class CategoryBalanceSampler(BatchSampler):
         n_categories: distinct categories per batch.
         resample_labels: allow a category with fewer labels than needed (its labels repeat).
         weight_categories: draw categories with probability proportional to their label count.
-        labels: class label of every training sample (run-time context).
     """
 
     needs_categories = True
 
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1, n_categories: int = 2,
-                 resample_labels: bool = False, weight_categories: bool = True) -> None:
-        super().__init__(labels, batch_size, samples_per_class, seed, categories, rank, world_size)
+    def __init__(self, n_categories: int = 2, resample_labels: bool = False,
+                 weight_categories: bool = True, **context) -> None:
+        super().__init__(**context)
         groups = self.require_class_groups()
         if n_categories < 1 or groups % n_categories:
-            raise ValueError(f"{groups} labels per batch (batch size {batch_size} / "
-                             f"samples_per_class {samples_per_class}) cannot be split over {n_categories} categories")
+            raise ValueError(f"{groups} labels per batch (batch size {self.batch_size} / "
+                             f"samples_per_class {self.samples_per_class}) cannot be split over "
+                             f"{n_categories} categories")
         self.n_categories, self.n_labels = int(n_categories), groups // n_categories
         self.resample_labels = resample_labels
         if len(self.categories) != len(self.labels):

@@ -19,15 +19,10 @@ from datasampler.base import SAMPLERS, BatchSampler
 
 @SAMPLERS.register("class_random")
 class ClassRandomSampler(BatchSampler):
-    """SPC-N: batch_size / samples_per_class distinct random classes, samples_per_class images each.
+    """SPC-N: batch_size / samples_per_class distinct random classes, samples_per_class images each."""
 
-    Args:
-        labels: class label of every training sample (run-time context).
-    """
-
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(labels, batch_size, samples_per_class, seed, categories, rank, world_size)
+    def __init__(self, **context) -> None:
+        super().__init__(**context)
         self.n_groups = self.require_class_groups()
         self.require_classes(self.n_groups)
 

@@ -32,14 +32,10 @@ class D2CoresetSampler(EmbeddingSampler):
         lowproj_dim: random projection to this many dimensions first (-1: none).
         no_update: keep the first stored embeddings; ignore later updates.
         lam: exponent lambda on the summed squared distance to the chosen anchors.
-        labels: class label of every training sample (run-time context).
     """
 
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1, bigbs: int = 512,
-                 lowproj_dim: int = -1, no_update: bool = False, lam: float = 1.0) -> None:
-        super().__init__(labels, batch_size, samples_per_class, seed, categories, rank, world_size,
-                         bigbs, lowproj_dim, no_update)
+    def __init__(self, lam: float = 1.0, **context) -> None:
+        super().__init__(**context)
         self.lam = float(lam)
 
     def select(self, rng: np.random.Generator, store: np.ndarray) -> np.ndarray:

@@ -26,15 +26,10 @@ class DistinctCategoryBalanceSampler(CategoryBalanceSampler):
         resample_labels: allow a category with fewer labels than needed (its labels repeat).
         weight_categories: draw categories with probability proportional to their label count.
         epoch_size: batches per epoch (0: number of labels // labels per batch).
-        labels: class label of every training sample (run-time context).
     """
 
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1, n_categories: int = 2,
-                 resample_labels: bool = False, weight_categories: bool = True,
-                 epoch_size: int = 0) -> None:
-        super().__init__(labels, batch_size, samples_per_class, seed, categories, rank, world_size,
-                         n_categories, resample_labels, weight_categories)
+    def __init__(self, epoch_size: int = 0, **context) -> None:
+        super().__init__(**context)
         self.epoch_size = int(epoch_size)
         self.used = np.zeros(len(self.classes), dtype=bool)
 

@@ -27,6 +27,8 @@ from datasampler.class_random import ClassRandomSampler
 #: Legacy flags shared by every embedding-store sampler (registry entries merge in their own).
 STORE_FLAGS = {"bigbs": "--data_batchmatch_bigbs", "lowproj_dim": "--data_sampler_lowproj_dim",
                "no_update": "--data_storage_no_update"}
+#: ... and those of the two batch-match samplers.
+MATCH_FLAGS = {**STORE_FLAGS, "ncomps": "--data_batchmatch_ncomps"}
 
 
 class EmbeddingSampler(ClassRandomSampler):
@@ -34,12 +36,11 @@ class EmbeddingSampler(ClassRandomSampler):
 
     needs_embeddings = True
 
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1, bigbs: int = 512,
-                 lowproj_dim: int = -1, no_update: bool = False) -> None:
-        super().__init__(labels, batch_size, samples_per_class, seed, categories, rank, world_size)
-        if bigbs < batch_size:
-            raise ValueError(f"big batch {bigbs} is smaller than the batch size {batch_size}")
+    def __init__(self, bigbs: int = 512, lowproj_dim: int = -1, no_update: bool = False,
+                 **context) -> None:
+        super().__init__(**context)
+        if bigbs < self.batch_size:
+            raise ValueError(f"big batch {bigbs} is smaller than the batch size {self.batch_size}")
         self.bigbs, self.lowproj_dim, self.no_update = int(bigbs), int(lowproj_dim), bool(no_update)
         self.store: np.ndarray | None = None
         self.filled = np.zeros(len(self.labels), dtype=bool)
@@ -102,3 +103,14 @@ class EmbeddingSampler(ClassRandomSampler):
     def select(self, rng: np.random.Generator, store: np.ndarray) -> np.ndarray:
         """One batch of (batch_size,) indices chosen with the help of ``store`` (N, D')."""
         raise NotImplementedError
+
+
+class BatchMatchSampler(EmbeddingSampler):
+    """Base of the samplers that score ``ncomps`` SPC-N candidates against a big batch and keep the
+    best one (not registered itself); subclasses implement :meth:`select`."""
+
+    def __init__(self, ncomps: int = 10, **context) -> None:
+        super().__init__(**context)
+        if ncomps < 1:
+            raise ValueError(f"ncomps must be >= 1, got {ncomps}")
+        self.ncomps = int(ncomps)

@@ -14,12 +14,11 @@ from __future__ import annotations
 import numpy as np
 
 from datasampler.base import SAMPLERS
-from datasampler.embedding_store import STORE_FLAGS, EmbeddingSampler
+from datasampler.embedding_store import MATCH_FLAGS, BatchMatchSampler
 
 
-@SAMPLERS.register("fid_batchmatch",
-                   flags={**STORE_FLAGS, "ncomps": "--data_batchmatch_ncomps"})
-class FIDBatchMatchSampler(EmbeddingSampler):
+@SAMPLERS.register("fid_batchmatch", flags=MATCH_FLAGS)
+class FIDBatchMatchSampler(BatchMatchSampler):
     """Best of ncomps SPC-N candidates by Fréchet distance to a big batch of stored embeddings.
 
     Args:
@@ -27,17 +26,7 @@ class FIDBatchMatchSampler(EmbeddingSampler):
         ncomps: number of candidate batches per batch.
         lowproj_dim: random projection to this many dimensions first (-1: none).
         no_update: keep the first stored embeddings; ignore later updates.
-        labels: class label of every training sample (run-time context).
     """
-
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1, bigbs: int = 512,
-                 ncomps: int = 10, lowproj_dim: int = -1, no_update: bool = False) -> None:
-        super().__init__(labels, batch_size, samples_per_class, seed, categories, rank, world_size,
-                         bigbs, lowproj_dim, no_update)
-        if ncomps < 1:
-            raise ValueError(f"ncomps must be >= 1, got {ncomps}")
-        self.ncomps = int(ncomps)
 
     def select(self, rng: np.random.Generator, store: np.ndarray) -> np.ndarray:
         big = store[self.big_batch(rng)].astype(np.float64)

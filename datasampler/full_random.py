@@ -19,15 +19,10 @@ from datasampler.base import SAMPLERS, BatchSampler
 
 @SAMPLERS.register("full_random")
 class FullRandomSampler(BatchSampler):
-    """Shuffled epoch of the dataset in batches of batch_size (the incomplete last one is dropped).
+    """Shuffled epoch of the dataset in batches of batch_size (the incomplete last one is dropped)."""
 
-    Args:
-        labels: class label of every training sample (run-time context).
-    """
-
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(labels, batch_size, samples_per_class, seed, categories, rank, world_size)
+    def __init__(self, **context) -> None:
+        super().__init__(**context)
         if len(self) == 0:
             raise ValueError(f"batch size {self.batch_size} exceeds the {len(self.labels)} samples")
 

@@ -107,3 +107,84 @@ def test_bad_names_and_double_registration_are_rejected():
         @reg.register("bolt")
         class Other:
             pass
+
+
+def make_chain_registry() -> Registry:
+    """A base that owns the context and a flag; subclasses name only their own arguments."""
+    reg = Registry("gadget", "gadget")
+
+    class Base:
+        """Args:
+            speed: shared speed flag.
+        """
+
+        context_params = ("seed",)
+
+        def __init__(self, labels, seed: int = 0, speed: float = 1.0):
+            self.labels, self.seed, self.speed = labels, seed, speed
+
+    @reg.register("plain")
+    class Plain(Base):
+        """No arguments of its own."""
+
+        def __init__(self, **context):
+            super().__init__(**context)
+
+    @reg.register("tuned", flags={"speed": "--legacy_speed"})
+    class Tuned(Plain):
+        """Args:
+            gain: its own flag.
+        """
+
+        def __init__(self, gain: int = 3, **context):
+            super().__init__(**context)
+            self.gain = gain
+
+    @reg.register("sink")
+    class Sink:
+        """Keeps every context value it is offered."""
+
+        def __init__(self, size: int = 1, **context):
+            self.size, self.context = size, context
+
+    return reg
+
+
+def test_context_passes_through_the_constructor_chain():
+    reg = make_chain_registry()
+    assert [p.name for p in reg.params("tuned")] == ["gain", "speed"]
+    assert [p.flag for p in reg.params("tuned")] == ["--gadget_tuned_gain", "--legacy_speed"]
+    assert reg.context_names("tuned") == ["labels", "seed"]
+    tuned = reg.build("tuned", {"gadget_tuned_gain": 5, "legacy_speed": 2.5}, labels=[1, 2],
+                      seed=9, unrelated="dropped")
+    assert (tuned.gain, tuned.speed, tuned.labels, tuned.seed) == (5, 2.5, [1, 2], 9)
+    plain = reg.build("plain", {}, labels=[0])
+    assert (plain.speed, plain.seed) == (1.0, 0)
+    with pytest.raises(RegistryError, match="gadget 'plain' needs labels"):
+        reg.build("plain", {}, seed=1)
+    # a chain that ends in **kwargs receives every context value
+    assert reg.build("sink", {}, a=1, b=2).context == {"a": 1, "b": 2}
+
+
+def test_legacy_flag_may_name_an_argument_of_a_base_but_not_an_unknown_one():
+    reg = make_chain_registry()
+    with pytest.raises(RegistryError, match="has no argument 'nope'"):
+        @reg.register("bad", flags={"nope": "--nope"})
+        class Bad:
+            def __init__(self, size: int = 1):
+                pass
+
+
+def test_signature_is_walked_once_per_entry(monkeypatch):
+    import registry
+    calls = []
+    real = registry.inspect.signature
+    monkeypatch.setattr(registry.inspect, "signature", lambda f: calls.append(f) or real(f))
+    reg = make_chain_registry()
+    walked = len(calls)
+    assert walked == 2 + 3 + 1      # plain: Plain, Base; tuned: Tuned, Plain, Base; sink
+    for _ in range(3):
+        reg.params("tuned"), reg.context_names("tuned")
+        reg.build("tuned", {}, labels=[1])
+        reg.add_flags(argparse.ArgumentParser())
+    assert len(calls) == walked
