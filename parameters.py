@@ -17,9 +17,6 @@ import sys
 from typing import Any, Sequence
 
 import architectures
-import batch_mining
-import criteria
-import datasampler
 import datasets
 import evaluation
 from architectures import ARCHITECTURES, parse_arch
@@ -163,9 +160,8 @@ def validate(opt: argparse.Namespace) -> None:
     if opt.bs % opt.samples_per_class:
         raise ValueError(f"--bs {opt.bs} is not divisible by --samples_per_class "
                          f"{opt.samples_per_class}")
-    loss_cls = LOSSES.get(opt.loss)
-    allowed = allowed_miners(opt.loss)
-    if loss_cls.requires_miner and opt.batch_mining not in allowed:
+    allowed = LOSSES.get(opt.loss).allowed_miners()
+    if allowed and opt.batch_mining not in allowed:
         raise ValueError(f"loss {opt.loss} cannot use miner {opt.batch_mining}; allowed miners: "
                          f"{', '.join(allowed)}")
     if opt.pretrained_weights and opt.not_pretrained:
@@ -190,11 +186,6 @@ def validate(opt: argparse.Namespace) -> None:
         if not torch.cuda.is_available():
             raise ValueError("--device cuda, --amp and --evaluate_on_gpu need a CUDA GPU; "
                              "none is visible")
-
-
-def allowed_miners(loss: str) -> list[str]:
-    kinds = LOSSES.get(loss).miner_kinds
-    return [m for m in MINERS.names() if MINERS.get(m).produces in kinds]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> FrozenNamespace:

@@ -31,7 +31,6 @@ class Angular(Loss):
         npair_l2: weight of the embedding-norm penalty l2·mean‖x‖.
     """
 
-    requires_miner = True
     miner_kinds = ("npair",)
 
     def __init__(self, alpha: float = 45.0, npair_ang_weight: float = 2.0, npair_l2: float = 0.005,

@@ -32,14 +32,14 @@ class ArcFace(Loss):
         feature_scale: scale s of the logits.
     """
 
+    class_proxies = True
+    lr_param = "lr"
+
     def __init__(self, lr: float = 5e-4, angular_margin: float = 0.5, feature_scale: float = 16.0,
                  *, n_classes: int, embed_dim: int) -> None:
         super().__init__()
         self.lr, self.angular_margin, self.feature_scale = lr, angular_margin, feature_scale
         self.class_map = class_matrix(n_classes, embed_dim)
-
-    def param_groups(self, base_lr: float) -> list[dict]:
-        return [{"params": [self.class_map], "lr": self.lr, "weight_decay": 0.0}]
 
     @full_precision
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

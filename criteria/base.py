@@ -1,17 +1,21 @@
 """The contract every loss follows.
 
 A loss is an ``nn.Module`` with ``forward(embeds (B, D), labels (B,)) -> scalar``. It receives its
-miner (if any) at construction as context, fills ``last_logs`` with a few floats worth logging, and
-declares which miners it accepts through ``miner_kinds`` (the ``produces`` attribute of miners).
-Losses with their own parameters (proxies, β, centres) return their parameter groups with learning
-rates from ``param_groups(base_lr)``; those parameters stay float32 under mixed precision: every
+miner (if any) at construction as context, fills ``last_logs`` with a few floats worth logging.
+The facts the rest of the harness needs are class attributes, so there is one home for each:
+``miner_kinds`` (the miner outputs it consumes, matched against the miners' ``produces``; a loss
+with kinds needs a miner, one without uses none; :meth:`Loss.allowed_miners` names them),
+``class_proxies`` (it learns vectors per class, so it is defined on single samples) and ``lr_param``
+/ ``lr_times_base`` (the hyper-parameter that sets the learning rate of its own parameters).
+Losses with their own parameters (proxies, β, centres) get one optimiser group from
+``param_groups(base_lr)``; those parameters stay float32 under mixed precision: every
 ``forward`` is wrapped in :func:`full_precision`, which lifts half-precision embeddings to float32
 and switches autocast off (exponentials with scales of 16–64 overflow in float16).
 """
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -34,10 +38,15 @@ class TupleMiner(Protocol):
 class Loss(nn.Module):
     """Base class of all losses."""
 
-    #: True when the loss cannot work without a miner.
-    requires_miner: bool = False
-    #: Miner output kinds this loss consumes ("triplets", "npair", "lifted", "pairs"); empty = none.
-    miner_kinds: tuple[str, ...] = ()
+    #: Miner output kinds this loss consumes ("triplets", "npair", "lifted", "pairs"); a loss with
+    #: kinds cannot work without a miner; empty: it mines its own pairs or needs none.
+    miner_kinds: ClassVar[tuple[str, ...]] = ()
+    #: True for losses that learn vectors per class (proxies, class weights, centres).
+    class_proxies: ClassVar[bool] = False
+    #: Attribute holding the learning rate of the loss's own parameters (None: it has none) ...
+    lr_param: ClassVar[str | None] = None
+    #: ... as a multiple of the backbone's learning rate (``lr × lrmulti``) rather than absolute.
+    lr_times_base: ClassVar[bool] = False
     #: Arguments that are run-time context, never flags.
     context_params: tuple[str, ...] = ("miner", "n_classes", "embed_dim")
 
@@ -52,8 +61,16 @@ class Loss(nn.Module):
         return embeds, labels, self.miner(embeds, labels)
 
     def param_groups(self, base_lr: float) -> list[dict]:
-        """Optimiser groups of the loss's own parameters (empty for parameter-free losses)."""
-        return []
+        """One optimiser group for the loss's trainable parameters, without weight decay, at the
+        learning rate ``lr_param`` declares; empty when it has none (or they are frozen)."""
+        params = [p for p in self.parameters() if p.requires_grad]
+        if not params:
+            return []
+        if self.lr_param is None:
+            raise TypeError(f"{type(self).__name__} has parameters but declares no lr_param")
+        lr = getattr(self, self.lr_param)
+        return [{"params": params, "lr": base_lr * lr if self.lr_times_base else lr,
+                 "weight_decay": 0.0}]
 
     def set_logs(self, **values: torch.Tensor) -> None:
         """Store scalar tensors in ``last_logs`` as floats, with one device sync for all of them."""
@@ -66,13 +83,15 @@ class Loss(nn.Module):
         return zero_loss(embeds)
 
     @classmethod
-    def help_extra(cls) -> str:
-        if not cls.miner_kinds:
-            return "Uses no miner."
+    def allowed_miners(cls) -> list[str]:
+        """Registered miners whose output this loss consumes (empty: it uses no miner)."""
         from batch_mining import MINERS  # late: criteria and batch_mining are independent folders
-        allowed = [m for m in MINERS.names() if MINERS.get(m).produces in cls.miner_kinds]
-        need = "Needs" if cls.requires_miner else "Accepts"
-        return f"{need} a miner: {', '.join(allowed)}."
+        return [m for m in MINERS.names() if MINERS.get(m).produces in cls.miner_kinds]
+
+    @classmethod
+    def help_extra(cls) -> str:
+        allowed = cls.allowed_miners()
+        return f"Needs a miner: {', '.join(allowed)}." if allowed else "Uses no miner."
 
 
 def zero_loss(embeds: torch.Tensor) -> torch.Tensor:

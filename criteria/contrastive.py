@@ -24,7 +24,6 @@ class Contrastive(Loss):
         neg_margin: negative pairs are pushed until farther than this distance.
     """
 
-    requires_miner = True
     miner_kinds = ("triplets",)
 
     def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0, *, miner: TupleMiner) -> None:

@@ -25,7 +25,6 @@ class Lifted(Loss):
         l2: weight of the embedding-norm penalty l2·mean‖x‖.
     """
 
-    requires_miner = True
     miner_kinds = ("lifted",)
 
     def __init__(self, neg_margin: float = 1.0, l2: float = 0.005, *, miner: TupleMiner) -> None:

@@ -32,8 +32,8 @@ class Margin(Loss):
         beta_constant: keep β fixed at its initial value.
     """
 
-    requires_miner = True
     miner_kinds = ("triplets",)
+    lr_param = "beta_lr"
 
     def __init__(self, margin: float = 0.2, beta_lr: float = 5e-4, beta: float = 1.2, nu: float = 0.0,
                  beta_constant: bool = False, *, miner: TupleMiner, n_classes: int) -> None:
@@ -45,11 +45,6 @@ class Margin(Loss):
             self.register_buffer("beta", init)
         else:
             self.beta = nn.Parameter(init)
-
-    def param_groups(self, base_lr: float) -> list[dict]:
-        if self.beta_constant:
-            return []
-        return [{"params": [self.beta], "lr": self.beta_lr, "weight_decay": 0.0}]
 
     @full_precision
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -37,7 +37,6 @@ class NPair(Loss):
         l2: weight of the embedding-norm penalty l2·mean‖x‖ (0.02 in the paper, ×0.25 in its code).
     """
 
-    requires_miner = True
     miner_kinds = ("npair",)
 
     def __init__(self, l2: float = 0.005, *, miner: TupleMiner) -> None:

@@ -27,15 +27,16 @@ class ProxyAnchor(Loss):
         lr_multi: the proxies learn at lr times this factor.
     """
 
+    class_proxies = True
+    lr_param = "lr_multi"
+    lr_times_base = True
+
     def __init__(self, margin: float = 0.1, alpha: float = 32.0, lr_multi: float = 100.0,
                  *, n_classes: int, embed_dim: int) -> None:
         super().__init__()
         self.margin, self.alpha, self.lr_multi = margin, alpha, lr_multi
         self.proxies = nn.Parameter(torch.empty(n_classes, embed_dim))
         nn.init.kaiming_normal_(self.proxies, mode="fan_out")
-
-    def param_groups(self, base_lr: float) -> list[dict]:
-        return [{"params": [self.proxies], "lr": base_lr * self.lr_multi, "weight_decay": 0.0}]
 
     @full_precision
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

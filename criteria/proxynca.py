@@ -26,13 +26,14 @@ class ProxyNCA(Loss):
         scale: norm that embeddings and proxies are scaled to before the distances.
     """
 
+    class_proxies = True
+    lr_param = "lr_multi"
+    lr_times_base = True
+
     def __init__(self, lr_multi: float = 50.0, scale: float = 3.0, *, n_classes: int, embed_dim: int) -> None:
         super().__init__()
         self.lr_multi, self.scale = lr_multi, scale
         self.proxies = nn.Parameter(torch.randn(n_classes, embed_dim) / 8)
-
-    def param_groups(self, base_lr: float) -> list[dict]:
-        return [{"params": [self.proxies], "lr": base_lr * self.lr_multi, "weight_decay": 0.0}]
 
     @full_precision
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

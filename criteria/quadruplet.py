@@ -28,7 +28,6 @@ class Quadruplet(Loss):
         margin_alpha_2: margin α₂ of the term against a pair of two other classes.
     """
 
-    requires_miner = True
     miner_kinds = ("triplets",)
 
     def __init__(self, margin_alpha_1: float = 0.2, margin_alpha_2: float = 0.2, *,

@@ -31,7 +31,6 @@ class SNR(Loss):
         reg_lambda: weight λ of the zero-mean regulariser on the anchors.
     """
 
-    requires_miner = True
     miner_kinds = ("triplets",)
 
     def __init__(self, margin: float = 0.2, reg_lambda: float = 0.005, *, miner: TupleMiner) -> None:

@@ -37,14 +37,14 @@ class NormSoftmax(Loss):
         temperature: temperature T dividing the cosines.
     """
 
+    class_proxies = True
+    lr_param = "lr"
+
     def __init__(self, lr: float = 1e-5, temperature: float = 0.05, *, n_classes: int,
                  embed_dim: int) -> None:
         super().__init__()
         self.lr, self.temperature = lr, temperature
         self.class_map = class_matrix(n_classes, embed_dim)
-
-    def param_groups(self, base_lr: float) -> list[dict]:
-        return [{"params": [self.class_map], "lr": self.lr, "weight_decay": 0.0}]
 
     @full_precision
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

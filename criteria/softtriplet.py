@@ -36,6 +36,10 @@ class SoftTriple(Loss):
         lr_multi: the centres learn at lr times this factor.
     """
 
+    class_proxies = True
+    lr_param = "lr_multi"
+    lr_times_base = True
+
     def __init__(self, n_centroids: int = 2, margin_delta: float = 0.01, gamma: float = 0.1, lam: float = 8.0,
                  reg_weight: float = 0.2, lr_multi: float = 1.0, *, n_classes: int, embed_dim: int) -> None:
         super().__init__()
@@ -43,9 +47,6 @@ class SoftTriple(Loss):
         self.reg_weight, self.lr_multi, self.n_classes = reg_weight, lr_multi, n_classes
         self.centres = nn.Parameter(torch.empty(n_centroids * n_classes, embed_dim))
         nn.init.kaiming_uniform_(self.centres, a=math.sqrt(5))
-
-    def param_groups(self, base_lr: float) -> list[dict]:
-        return [{"params": [self.centres], "lr": base_lr * self.lr_multi, "weight_decay": 0.0}]
 
     @full_precision
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,6 @@ class Triplet(Loss):
         soft: use the soft margin log(1+exp(d_ap-d_an)) instead of the hinge.
     """
 
-    requires_miner = True
     miner_kinds = ("triplets",)
 
     def __init__(self, margin: float = 0.2, soft: bool = False, *, miner: TupleMiner) -> None:

@@ -5,12 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-import parameters
 from batch_mining import MINERS
 from criteria import LOSSES
 
 PAIRS = [(loss, miner) for loss in LOSSES.names()
-         for miner in (parameters.allowed_miners(loss) or [None])]
+         for miner in (LOSSES.get(loss).allowed_miners() or [None])]
 
 
 def pk_batch(p: int = 6, k: int = 4, dim: int = 16, seed: int = 0):

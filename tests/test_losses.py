@@ -489,16 +489,17 @@ def test_pk_batch_gives_finite_loss_and_gradients(name):
         assert p.dtype == torch.float32 and torch.isfinite(p.grad).all()
 
 
-PROXY_LOSSES = {"proxynca", "softmax", "arcface", "cosface", "softtriplet", "proxyanchor"}
+PROXY_LOSSES = [n for n in LOSSES.names() if LOSSES.get(n).class_proxies]
 
 
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_all_labels_distinct(name):
+    """Without a positive pair only losses that learn per-class vectors have anything to say,
+    which is what ``class_proxies`` declares."""
     x = embeddings(seed=3, n=6, dtype=torch.float32).requires_grad_()
     loss = build(name)(x, torch.arange(6))
     assert torch.isfinite(loss) and loss.grad_fn is not None
-    if name not in PROXY_LOSSES:
-        assert loss.item() == 0.0
+    assert (loss.item() > 0.0) == LOSSES.get(name).class_proxies
     loss.backward()
     assert torch.isfinite(x.grad).all()
 
@@ -510,24 +511,30 @@ def test_miner_declarations():
     assert kinds["npair"] == kinds["angular"] == ("npair",)
     assert kinds["lifted"] == ("lifted",)
     for n, k in kinds.items():
-        assert LOSSES.get(n).requires_miner == bool(k)
+        # a loss with miner kinds takes the miner as context, and the miners it names exist
         assert ("miner" in LOSSES.context_names(n)) == bool(k)
-
-
-EXPECTED_LRS = {"proxynca": 50e-3, "softmax": 1e-5, "arcface": 5e-4, "cosface": 5e-4, "softtriplet": 1e-3,
-                "proxyanchor": 0.1, "margin": 5e-4}
+        assert bool(LOSSES.get(n).allowed_miners()) == bool(k)
+    assert "semihard" in LOSSES.get("triplet").allowed_miners()
+    assert LOSSES.get("npair").allowed_miners() == ["npair"]
 
 
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_param_groups(name):
+    """One group holding every trainable parameter, at the learning rate ``lr_param`` declares
+    (its flag's default, times the base rate for ``lr_times_base``), without weight decay."""
+    cls = LOSSES.get(name)
     loss_fn = build(name)
     groups = loss_fn.param_groups(base_lr=1e-3)
     trainable = {id(p) for p in loss_fn.parameters() if p.requires_grad}
     grouped = [id(p) for g in groups for p in g["params"]]
     assert sorted(grouped) == sorted(trainable)
-    assert bool(groups) == (name in EXPECTED_LRS)
+    assert bool(groups) == (cls.lr_param is not None) == bool(trainable)
+    if cls.class_proxies:
+        assert groups, "a loss with class proxies learns them"
     for g in groups:
-        assert g["lr"] == pytest.approx(EXPECTED_LRS[name]) and g["weight_decay"] == 0.0
+        default = next(p.default for p in LOSSES.params(name) if p.name == cls.lr_param)
+        expected = 1e-3 * default if cls.lr_times_base else default
+        assert g["lr"] == pytest.approx(expected) and g["weight_decay"] == 0.0
         assert all(p.dtype == torch.float32 for p in g["params"])
 
 
@@ -611,7 +618,7 @@ def test_memory_bank_rows_are_used(name):
     torch.testing.assert_close(x.grad, x_all.grad[: len(batch)])
 
 
-@pytest.mark.parametrize("name", sorted(PROXY_LOSSES))
+@pytest.mark.parametrize("name", PROXY_LOSSES)
 def test_autocast_keeps_parameters_float32(name):
     loss_fn = build(name)
     x = embeddings(seed=5, dtype=torch.float32).to(torch.bfloat16).requires_grad_()

@@ -70,10 +70,10 @@ def test_bad_input_is_one_line_with_what_is_allowed(capsys, argv, message):
 
 
 def test_loss_with_a_miner_it_cannot_use_names_the_allowed_ones(capsys):
-    needy = [n for n in LOSSES.names() if LOSSES.get(n).requires_miner]
+    needy = [n for n in LOSSES.names() if LOSSES.get(n).miner_kinds]
     assert needy
     loss = needy[0]
-    allowed = parameters.allowed_miners(loss)
+    allowed = LOSSES.get(loss).allowed_miners()
     wrong = next(m for m in MINERS.names() if m not in allowed)
     err = parse_error(capsys, BASE + ["--loss", loss, "--batch_mining", wrong])
     assert f"loss {loss} cannot use miner {wrong}; allowed miners: {', '.join(allowed)}" in err

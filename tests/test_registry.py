@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import importlib
+from pathlib import Path
 from typing import Literal, Optional
 
 import pytest
@@ -188,3 +190,66 @@ def test_signature_is_walked_once_per_entry(monkeypatch):
         reg.build("tuned", {}, labels=[1])
         reg.add_flags(argparse.ArgumentParser())
     assert len(calls) == walked
+
+
+# ----------------------------------------------------------------------------- every module registers
+def unregistered_modules(package: str, base: type, registry: Registry,
+                         bases_only: frozenset[str] = frozenset()) -> list[str]:
+    """Modules of ``package``, found by listing its folder, that define a subclass of ``base`` but
+    had no entry in ``registry`` once the package was imported (left out of its ``__init__.py``)."""
+    pkg = importlib.import_module(package)
+    registered = {registry.get(n).__module__ for n in registry.names()}
+    missing = []
+    for path in sorted(Path(pkg.__file__).parent.glob("*.py")):
+        module = f"{package}.{path.stem}"
+        if path.stem.startswith("__") or module in bases_only:
+            continue
+        mod = importlib.import_module(module)
+        defines = [c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, base)
+                   and c is not base and c.__module__ == module]
+        if defines and module not in registered:
+            missing.append(module)
+    return missing
+
+
+def plugin_folders():
+    from architectures import ARCHITECTURES
+    from architectures.embedding_net import EmbeddingNet
+    from batch_mining.base import MINERS, Miner
+    from criteria.base import LOSSES, Loss
+    from datasampler.base import SAMPLERS, BatchSampler
+    from datasets.base import DATASETS, DatasetSource
+    from evaluation.names import METRICS, Metric
+    return [("criteria", Loss, LOSSES), ("batch_mining", Miner, MINERS),
+            ("datasampler", BatchSampler, SAMPLERS), ("architectures", EmbeddingNet, ARCHITECTURES),
+            ("datasets", DatasetSource, DATASETS), ("evaluation", Metric, METRICS)]
+
+
+#: Modules that hold only abstract intermediate bases, never registered themselves.
+BASES_ONLY = frozenset({"datasampler.embedding_store"})
+
+
+def test_every_plugin_module_registers_an_entry():
+    """A loss (miner, sampler, net, dataset, metric) module left out of its folder's __init__.py
+    would be silently unregistered; helpers (pairwise.py, base.py...) define no plug-in class."""
+    for package, base, registry in plugin_folders():
+        assert len(registry) > 0, package
+        assert unregistered_modules(package, base, registry, BASES_ONLY) == [], package
+    for module in BASES_ONLY:   # the exemption list stays honest
+        assert Path(importlib.import_module(module).__file__).exists()
+
+
+def test_a_module_left_out_of_init_is_caught(tmp_path, monkeypatch):
+    pkg = tmp_path / "toyplugins"
+    pkg.mkdir()
+    (pkg / "base.py").write_text("from registry import Registry\nTOYS = Registry('toy', 'toy')\n"
+                                 "class Toy:\n    pass\n")
+    body = ("from toyplugins.base import TOYS, Toy\n"
+            "@TOYS.register('{0}')\nclass {1}(Toy):\n    pass\n")
+    (pkg / "listed.py").write_text(body.format("listed", "Listed"))
+    (pkg / "forgotten.py").write_text(body.format("forgotten", "Forgotten"))
+    (pkg / "helpers.py").write_text("def helper():\n    return 1\n")
+    (pkg / "__init__.py").write_text("from toyplugins import listed  # noqa: F401\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    base = importlib.import_module("toyplugins.base")
+    assert unregistered_modules("toyplugins", base.Toy, base.TOYS) == ["toyplugins.forgotten"]
