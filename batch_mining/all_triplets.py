@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import empty_triplets, label_masks
+from batch_mining.pairwise import label_masks
 
 
 @MINERS.register("all_triplets")
@@ -37,7 +37,7 @@ class AllTripletsMiner(Miner):
         pos, neg = label_masks(labels)
         pair_a, pair_p = torch.nonzero(pos, as_tuple=True)
         if pair_a.numel() == 0:
-            return empty_triplets(embeds.device)
+            return self.empty(embeds.device)
         row, negatives = torch.nonzero(neg[pair_a], as_tuple=True)
         anchors, positives = pair_a[row], pair_p[row]
         if self.max_triplets and len(anchors) > self.max_triplets:

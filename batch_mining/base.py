@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import torch
 
+from batch_mining.pairwise import AnchorRows, anchor_rows
 from registry import Registry
 
 
@@ -55,8 +56,25 @@ class Miner:
         self.last_count = int(out[0].numel())
         return out
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor):
+    def mine(self, embeds: torch.Tensor, labels: torch.Tensor, n_anchors: int | None = None):
+        """The preamble most miners share: the anchors (among the first ``n_anchors`` rows) that
+        have both a positive and a negative; the empty output when there is none; otherwise
+        :meth:`select` on those rows. Miners that mine differently override this method."""
+        rows = anchor_rows(embeds, labels, n_anchors)
+        if rows.anchors.numel() == 0:
+            return self.empty(embeds.device)
+        return self.select(rows)
+
+    def select(self, rows: AnchorRows):
+        """The tuples of anchors that have a positive and a negative (at least one anchor)."""
         raise NotImplementedError
+
+    def empty(self, device: torch.device):
+        """The output of a batch without a single valid tuple, for this miner's ``produces``."""
+        e = torch.empty(0, dtype=torch.long, device=device)
+        if self.produces == "triplets":
+            return Triplets(e, e.clone(), e.clone())
+        return NPairs(e, e.clone()) if self.produces == "npair" else Lifted(e)
 
     def augment(self, embeds: torch.Tensor, labels: torch.Tensor):
         """Embeddings and labels the mined indices refer to: the batch itself, except for miners

@@ -18,8 +18,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import (draw_rows, draw_uniform, empty_triplets, label_masks,
-                                    normalized_distances, with_fallback)
+from batch_mining.pairwise import AnchorRows, draw_rows, draw_uniform, with_fallback
 
 
 def inverse_sphere_weights(d: torch.Tensor, dim: int, admissible: torch.Tensor) -> torch.Tensor:
@@ -51,22 +50,15 @@ class DistanceMiner(Miner):
         self.lower_cutoff = float(lower_cutoff)
         self.upper_cutoff = float(upper_cutoff)
 
-    def negative_weights(self, embeds: torch.Tensor, anchors: torch.Tensor,
-                         neg: torch.Tensor) -> torch.Tensor:
-        """embeds: (N, D), anchors: (A,), neg: (A, N) bool -> (A, N) sampling weights."""
-        d = normalized_distances(embeds)[anchors].clamp_min(self.lower_cutoff)
-        weights = inverse_sphere_weights(d, embeds.shape[1], neg & (d <= self.upper_cutoff))
-        return with_fallback(weights, neg.float())
+    def negative_weights(self, rows: AnchorRows) -> torch.Tensor:
+        """(A, N) sampling weights of the negatives of each anchor."""
+        d = rows.normalized_distances().clamp_min(self.lower_cutoff)
+        admissible = rows.neg & (d <= self.upper_cutoff)
+        weights = inverse_sphere_weights(d, rows.embeds.shape[1], admissible)
+        return with_fallback(weights, rows.neg.float())
 
-    def distance_triplets(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        """embeds: (B, D), labels: (B,) -> Triplets of (A,) long, A = anchors with pos and neg."""
-        pos, neg = label_masks(labels)
-        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-        if anchors.numel() == 0:
-            return empty_triplets(embeds.device)
-        positives = draw_uniform(pos[anchors], self.generator)
-        negatives = draw_rows(self.negative_weights(embeds, anchors, neg[anchors]), self.generator)
-        return Triplets(anchors, positives, negatives)
-
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        return self.distance_triplets(embeds, labels)
+    def select(self, rows: AnchorRows) -> Triplets:
+        """-> Triplets of (A,) long, A = anchors with pos and neg."""
+        positives = draw_uniform(rows.pos, self.generator)
+        negatives = draw_rows(self.negative_weights(rows), self.generator)
+        return Triplets(rows.anchors, positives, negatives)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import empty_triplets, label_masks, pairwise_distances
+from batch_mining.pairwise import AnchorRows
 
 
 @MINERS.register("hard_triplets")
@@ -21,22 +21,15 @@ class HardTripletsMiner(Miner):
 
     produces = "triplets"
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        """embeds: (N, D), labels: (N,); anchors are the first rows -> Triplets of (A,) long."""
-        return batch_hard(embeds, labels, len(labels))
+    def select(self, rows: AnchorRows) -> Triplets:
+        """-> Triplets of (A,) long."""
+        return batch_hard(rows)
 
 
-def batch_hard(embeds: torch.Tensor, labels: torch.Tensor, n_anchors: int) -> Triplets:
-    """Batch-hard triplets for the first ``n_anchors`` rows against all N rows.
-
-    embeds: (N, D), labels: (N,) -> Triplets of (A,) long, A <= n_anchors.
-    """
-    pos, neg = label_masks(labels, n_anchors)
-    anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-    if anchors.numel() == 0:
-        return empty_triplets(embeds.device)
-    d = pairwise_distances(embeds[anchors], embeds)
+def batch_hard(rows: AnchorRows) -> Triplets:
+    """Each anchor's farthest positive and closest negative among all N rows -> (A,) long."""
+    d = rows.distances()
     inf = torch.tensor(float("inf"), device=d.device)
-    positives = torch.where(pos[anchors], d, -inf).argmax(1)
-    negatives = torch.where(neg[anchors], d, inf).argmin(1)
-    return Triplets(anchors, positives, negatives)
+    positives = torch.where(rows.pos, d, -inf).argmax(1)
+    negatives = torch.where(rows.neg, d, inf).argmin(1)
+    return Triplets(rows.anchors, positives, negatives)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import draw_rows, draw_uniform, empty_triplets
+from batch_mining.pairwise import draw_rows, draw_uniform
 
 
 @MINERS.register("intra_random")
@@ -28,7 +28,7 @@ class IntraRandomMiner(Miner):
         _, inverse, counts = torch.unique(labels, return_inverse=True, return_counts=True)
         eligible = (counts >= 2).double()
         if not bool(eligible.any()):
-            return empty_triplets(embeds.device)
+            return self.empty(embeds.device)
         n = len(labels)
         classes = draw_rows(eligible[None].expand(n, -1), self.generator)
         members = inverse[None, :] == classes[:, None]

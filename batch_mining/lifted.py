@@ -10,10 +10,8 @@ in Python. Anchors without a positive or without a negative are skipped.
 """
 from __future__ import annotations
 
-import torch
-
 from batch_mining.base import MINERS, Lifted, Miner
-from batch_mining.distances import label_masks
+from batch_mining.pairwise import AnchorRows
 
 
 @MINERS.register("lifted")
@@ -22,7 +20,6 @@ class LiftedMiner(Miner):
 
     produces = "lifted"
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Lifted:
-        """embeds: (B, D), labels: (B,) -> Lifted with anchors (A,) long."""
-        pos, neg = label_masks(labels)
-        return Lifted(torch.nonzero(pos.any(1) & neg.any(1)).flatten())
+    def select(self, rows: AnchorRows) -> Lifted:
+        """-> Lifted with anchors (A,) long."""
+        return Lifted(rows.anchors)

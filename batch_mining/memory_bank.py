@@ -18,7 +18,7 @@ from typing import Literal
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import draw_uniform, empty_triplets, label_masks
+from batch_mining.pairwise import AnchorRows, draw_uniform
 from batch_mining.hard_triplets import batch_hard
 
 
@@ -49,8 +49,9 @@ class MemoryBankMiner(Miner):
         """embeds: (B, D), labels: (B,) -> (B + M, D), (B + M,) with the M stored rows after the
         batch; then the batch is enqueued (oldest rows are overwritten first)."""
         self._n_batch = len(embeds)
-        if self.bank is not None and self.bank.device != embeds.device:  # e.g. loaded from a checkpoint
-            self.bank, self.bank_labels = self.bank.to(embeds.device), self.bank_labels.to(embeds.device)
+        if self.bank is not None and self.bank.device != embeds.device:  # loaded from a checkpoint
+            device = embeds.device
+            self.bank, self.bank_labels = self.bank.to(device), self.bank_labels.to(device)
         if self.bank is not None and self.bank.shape[1] != embeds.shape[1]:
             self.bank, self.filled, self.ptr = None, 0, 0
         out_e, out_l = embeds, labels
@@ -82,14 +83,14 @@ class MemoryBankMiner(Miner):
         self.filled, self.ptr = int(state["filled"]), int(state["ptr"])
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        """embeds: (N, D) = batch rows then memory rows, labels: (N,) -> Triplets of (A,) long."""
+        """embeds: (N, D) = batch rows then memory rows, labels: (N,) -> Triplets of (A,) long;
+        anchors are batch rows only."""
         n_anchors = min(self._n_batch or len(labels), len(labels))
         self._n_batch = None
+        return super().mine(embeds, labels, n_anchors)
+
+    def select(self, rows: AnchorRows) -> Triplets:
         if self.mode == "hard":
-            return batch_hard(embeds, labels, n_anchors)
-        pos, neg = label_masks(labels, n_anchors)
-        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-        if anchors.numel() == 0:
-            return empty_triplets(embeds.device)
-        return Triplets(anchors, draw_uniform(pos[anchors], self.generator),
-                        draw_uniform(neg[anchors], self.generator))
+            return batch_hard(rows)
+        return Triplets(rows.anchors, draw_uniform(rows.pos, self.generator),
+                        draw_uniform(rows.neg, self.generator))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import empty_triplets, label_masks, pairwise_distances
+from batch_mining.pairwise import AnchorRows
 
 
 def _rank_range(value: tuple[int, ...] | list[int] | int, what: str) -> tuple[int, int]:
@@ -42,19 +42,15 @@ class NHardTripletsMiner(Miner):
         self.pos_range = _rank_range(n_positive, "n_positive")
         self.neg_range = _rank_range(n_negative, "n_negative")
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        """embeds: (B, D), labels: (B,) -> Triplets of (T,) long, T <= A·kp·kn."""
-        pos, neg = label_masks(labels)
-        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-        if anchors.numel() == 0:
-            return empty_triplets(embeds.device)
-        d = pairwise_distances(embeds[anchors], embeds)
+    def select(self, rows: AnchorRows) -> Triplets:
+        """-> Triplets of (T,) long, T <= A·kp·kn."""
+        d = rows.distances()
         inf = torch.tensor(float("inf"), device=d.device)
-        p_val, p_idx = self._ranked(torch.where(pos[anchors], d, -inf), self.pos_range, True)
-        n_val, n_idx = self._ranked(torch.where(neg[anchors], d, inf), self.neg_range, False)
+        p_val, p_idx = self._ranked(torch.where(rows.pos, d, -inf), self.pos_range, True)
+        n_val, n_idx = self._ranked(torch.where(rows.neg, d, inf), self.neg_range, False)
         valid = p_val.isfinite()[:, :, None] & n_val.isfinite()[:, None, :]
         row, i, j = torch.nonzero(valid, as_tuple=True)
-        return Triplets(anchors[row], p_idx[row, i], n_idx[row, j])
+        return Triplets(rows.anchors[row], p_idx[row, i], n_idx[row, j])
 
     @staticmethod
     def _ranked(d: torch.Tensor, rank: tuple[int, int], largest: bool):

@@ -9,10 +9,8 @@ without a negative are skipped.
 """
 from __future__ import annotations
 
-import torch
-
 from batch_mining.base import MINERS, Miner, NPairs
-from batch_mining.distances import draw_uniform, label_masks
+from batch_mining.pairwise import AnchorRows, draw_uniform
 
 
 @MINERS.register("npair")
@@ -21,8 +19,6 @@ class NPairMiner(Miner):
 
     produces = "npair"
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> NPairs:
-        """embeds: (B, D), labels: (B,) -> NPairs of (A,) long; negatives: labels != labels[a]."""
-        pos, neg = label_masks(labels)
-        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-        return NPairs(anchors, draw_uniform(pos[anchors], self.generator))
+    def select(self, rows: AnchorRows) -> NPairs:
+        """-> NPairs of (A,) long; the negatives are implied: labels != labels[a]."""
+        return NPairs(rows.anchors, draw_uniform(rows.pos, self.generator))

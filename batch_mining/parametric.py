@@ -22,8 +22,7 @@ from typing import Literal
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import (draw_rows, draw_uniform, empty_triplets, label_masks,
-                                    normalized_distances, with_fallback)
+from batch_mining.pairwise import AnchorRows, draw_rows, draw_uniform, with_fallback
 
 _MODES = {
     "uniform": lambda c: torch.ones_like(c),
@@ -47,7 +46,8 @@ class ParametricMiner(Miner):
     produces = "triplets"
 
     def __init__(self, mode: Literal["uniform", "hards", "semihards", "veryhards"] = "uniform",
-                 n_support: int = 30, support_lim: tuple[float, float] = (0.0, 2.0), **context) -> None:
+                 n_support: int = 30, support_lim: tuple[float, float] = (0.0, 2.0),
+                 **context) -> None:
         super().__init__(**context)
         if mode not in _MODES:
             raise ValueError(f"parametric mode {mode!r}; choose one of {', '.join(_MODES)}")
@@ -60,17 +60,13 @@ class ParametricMiner(Miner):
         centres = (self.edges[1:] + self.edges[:-1]) / 2
         self.bin_weights = _MODES[mode](centres)
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        """embeds: (B, D), labels: (B,) -> Triplets of (A,) long."""
-        pos, neg = label_masks(labels)
-        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-        if anchors.numel() == 0:
-            return empty_triplets(embeds.device)
-        pos, neg = pos[anchors], neg[anchors]
-        d = normalized_distances(embeds)[anchors].double()
+    def select(self, rows: AnchorRows) -> Triplets:
+        """-> Triplets of (A,) long."""
+        pos, neg = rows.pos, rows.neg
+        d = rows.normalized_distances().double()
         edges, weights = self.edges.to(d.device), self.bin_weights.to(d.device)
         bins = torch.bucketize(d, edges[1:-1], right=True)
         w = weights[bins] * ((d >= self.lo) & (d <= self.hi) & neg)
         positives = draw_uniform(pos, self.generator)
         negatives = draw_rows(with_fallback(w, neg.double()), self.generator)
-        return Triplets(anchors, positives, negatives)
+        return Triplets(rows.anchors, positives, negatives)

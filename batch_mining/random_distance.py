@@ -29,4 +29,4 @@ class RandomDistanceMiner(DistanceMiner):
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (A,) long w.r.t. the permuted labels."""
         perm = torch.randperm(len(labels), generator=self.generator).to(labels.device)
-        return self.distance_triplets(embeds, labels[perm])
+        return super().mine(embeds, labels[perm])

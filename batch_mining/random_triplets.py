@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import draw_rows, draw_uniform, empty_triplets, label_masks
+from batch_mining.pairwise import draw_rows, draw_uniform, label_masks
 
 
 @MINERS.register("random")
@@ -29,7 +29,7 @@ class RandomMiner(Miner):
         pos, neg = label_masks(labels)
         per_anchor = pos.sum(1).double() * neg.sum(1).double()
         if not bool((per_anchor > 0).any()):
-            return empty_triplets(embeds.device)
+            return self.empty(embeds.device)
         n = len(labels)
         anchors = draw_rows(per_anchor[None].expand(n, -1), self.generator)
         positives = draw_uniform(pos[anchors], self.generator)

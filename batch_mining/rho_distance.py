@@ -38,7 +38,7 @@ class RhoDistanceMiner(DistanceMiner):
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (A,) long; swapped rows are (a, a, p')."""
-        a, p, n = self.distance_triplets(embeds, labels)
+        a, p, n = super().mine(embeds, labels)
         swap = (torch.rand(len(a), generator=self.generator) < self.cp).to(a.device)
         self.last_push = int(swap.sum())
         return Triplets(a, torch.where(swap, a, p), torch.where(swap, p, n))

@@ -12,11 +12,8 @@ semi-hard negative falls back to a uniformly random negative.
 """
 from __future__ import annotations
 
-import torch
-
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import (draw_uniform, empty_triplets, label_masks, pairwise_distances,
-                                    with_fallback)
+from batch_mining.pairwise import AnchorRows, draw_uniform, with_fallback
 
 
 @MINERS.register("semihard")
@@ -33,16 +30,11 @@ class SemihardMiner(Miner):
         super().__init__(**context)
         self.margin = float(margin)
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        """embeds: (B, D), labels: (B,) -> Triplets of (A,) long, A = anchors with pos and neg."""
-        pos, neg = label_masks(labels)
-        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-        if anchors.numel() == 0:
-            return empty_triplets(embeds.device)
-        d = pairwise_distances(embeds[anchors], embeds)
-        pos, neg = pos[anchors], neg[anchors]
+    def select(self, rows: AnchorRows) -> Triplets:
+        """-> Triplets of (A,) long, A = anchors with pos and neg."""
+        d, pos, neg = rows.distances(), rows.pos, rows.neg
         positives = draw_uniform(pos, self.generator)
         d_ap = d.gather(1, positives[:, None])
         band = neg & (d > d_ap) & (d < d_ap + self.margin)
         negatives = draw_uniform(with_fallback(band, neg), self.generator)
-        return Triplets(anchors, positives, negatives)
+        return Triplets(rows.anchors, positives, negatives)

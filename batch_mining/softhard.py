@@ -13,8 +13,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.distances import (draw_uniform, empty_triplets, label_masks, pairwise_distances,
-                                    with_fallback)
+from batch_mining.pairwise import AnchorRows, draw_uniform, with_fallback
 
 
 @MINERS.register("softhard")
@@ -23,14 +22,9 @@ class SofthardMiner(Miner):
 
     produces = "triplets"
 
-    def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
-        """embeds: (B, D), labels: (B,) -> Triplets of (A,) long."""
-        pos, neg = label_masks(labels)
-        anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
-        if anchors.numel() == 0:
-            return empty_triplets(embeds.device)
-        d = pairwise_distances(embeds[anchors], embeds)
-        pos, neg = pos[anchors], neg[anchors]
+    def select(self, rows: AnchorRows) -> Triplets:
+        """-> Triplets of (A,) long."""
+        d, pos, neg = rows.distances(), rows.pos, rows.neg
         inf = torch.tensor(float("inf"), device=d.device)
         closest_neg = torch.where(neg, d, inf).min(1, keepdim=True).values
         farthest_pos = torch.where(pos, d, -inf).max(1, keepdim=True).values
@@ -38,4 +32,4 @@ class SofthardMiner(Miner):
         hard_neg = neg & (d < farthest_pos)
         positives = draw_uniform(with_fallback(hard_pos, pos), self.generator)
         negatives = draw_uniform(with_fallback(hard_neg, neg), self.generator)
-        return Triplets(anchors, positives, negatives)
+        return Triplets(rows.anchors, positives, negatives)

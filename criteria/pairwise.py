@@ -34,11 +34,6 @@ def dist_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (sq_dist_matrix(x, y) + EPS).sqrt()
 
 
-def cosine_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """All cosine similarities. x: (N, D), y: (M, D) -> (N, M)."""
-    return F.normalize(x, dim=-1) @ F.normalize(y, dim=-1).T
-
-
 def label_masks(labels: torch.Tensor, other: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """``(positive, negative)`` boolean masks between ``labels`` (N,) and ``other`` (M,) (default:
     ``labels`` itself, in which case the diagonal is no positive). Both (N, M)."""

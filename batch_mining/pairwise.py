@@ -8,6 +8,8 @@ draw on any device.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -71,7 +73,29 @@ def with_fallback(preferred: torch.Tensor, fallback: torch.Tensor) -> torch.Tens
     return torch.where(has, preferred, fallback)
 
 
-def empty_triplets(device: torch.device):
-    from batch_mining.base import Triplets
-    e = torch.empty(0, dtype=torch.long, device=device)
-    return Triplets(e, e.clone(), e.clone())
+class AnchorRows(NamedTuple):
+    """The anchors of a batch that have both a positive and a negative, with their mask rows."""
+
+    anchors: torch.Tensor   # (A,) long
+    pos: torch.Tensor       # (A, N) bool
+    neg: torch.Tensor       # (A, N) bool
+    embeds: torch.Tensor    # (N, D), the rows the masks index (batch, then any memory rows)
+
+    def distances(self) -> torch.Tensor:
+        """(A, N) Euclidean distances from each anchor to every row."""
+        return pairwise_distances(self.embeds[self.anchors], self.embeds)
+
+    def normalized_distances(self) -> torch.Tensor:
+        """(A, N) distances between L2-normalised rows."""
+        return normalized_distances(self.embeds)[self.anchors]
+
+
+def anchor_rows(embeds: torch.Tensor, labels: torch.Tensor,
+                n_anchors: int | None = None) -> AnchorRows:
+    """Anchors among the first ``n_anchors`` rows (all by default) with a positive and a negative.
+
+    embeds: (N, D), labels: (N,) -> AnchorRows with A <= n_anchors (A = 0 when there is none).
+    """
+    pos, neg = label_masks(labels, n_anchors)
+    anchors = torch.nonzero(pos.any(1) & neg.any(1)).flatten()
+    return AnchorRows(anchors, pos[anchors], neg[anchors], embeds)
