@@ -2,7 +2,9 @@
 
 ``build_splits(opt, image_spec)`` is the one entry point: it builds the chosen source, checks every
 image file up front, makes the validation split and wraps each split in a ``DMLDataset`` with the
-transforms the network's ``image_spec`` and ``--augmentation`` ask for. It replaces RevisitDML's
+transforms the network's ``image_spec`` and ``--augmentation`` ask for. It reads the core flags by
+name and nothing else from ``opt`` (the dataset's own flags go through the registry); the work is
+done by :func:`raw_splits` and :func:`make_splits`, which take explicit arguments. It replaces RevisitDML's
 ``datasets.select`` (Roth et al., "Revisiting Training Strategies and Generalization Performance in
 Deep Metric Learning", ICML 2020), which matched the name by substring and returned ``training``,
 ``evaluation``, ``testing`` and ``validation``; here names are exact and bad data fails before training.
@@ -22,34 +24,47 @@ from datasets.splitting import by_classes, by_samples
 from datasets.transforms import AUGMENTATIONS, build_transforms
 
 __all__ = ["DATASETS", "AUGMENTATIONS", "ROTATIONS", "DatasetError", "DatasetSource", "DMLDataset",
-           "RotationClasses", "Split", "build_splits", "load_raw_splits",
-           "train_items_with_eval_transforms"]
+           "RotationClasses", "Split", "build_splits", "load_raw_splits", "make_splits",
+           "open_source", "raw_splits", "train_items_with_eval_transforms"]
+
+
+def open_source(opt: argparse.Namespace) -> DatasetSource:
+    """The ``--dataset`` source, its own flags read through the registry."""
+    return DATASETS.build(opt.dataset, opt, root=opt.source_path, seed=opt.seed)
+
+
+def raw_splits(source: DatasetSource, name: str, *, val_fraction: float | None,
+               val_by_samples: bool) -> dict[str, Split]:
+    """The raw splits ``train``, ``test`` and, with ``val_fraction`` (the fraction of the training
+    data kept for training), ``val``, split by classes or, with ``val_by_samples``, per class by
+    samples. Every split must be non-empty and every image file readable."""
+    raw = source.load()
+    if val_fraction is not None:
+        split = by_samples if val_by_samples else by_classes
+        raw["train"], raw["val"] = split(raw["train"], val_fraction)
+    for part_name, part in raw.items():
+        if len(part) == 0:
+            raise DatasetError(f"dataset {name!r}: split {part_name!r} is empty")
+    paths = [p for part in raw.values() if part.paths is not None for p in part.paths]
+    if paths:
+        scan(sorted(set(paths)), f"dataset {name!r}")
+    return raw
 
 
 def load_raw_splits(opt: argparse.Namespace) -> tuple[DatasetSource, dict[str, Split]]:
-    """The source and its raw splits ``train``, ``test`` and, with ``--use_tv_split``, ``val``."""
-    source = DATASETS.build(opt.dataset, opt, root=opt.source_path, seed=opt.seed)
-    raw = source.load()
-    if getattr(opt, "use_tv_split", False):
-        split = by_samples if getattr(opt, "tv_split_by_samples", False) else by_classes
-        raw["train"], raw["val"] = split(raw["train"], getattr(opt, "tv_split_perc", 0.8))
-    for name, part in raw.items():
-        if len(part) == 0:
-            raise DatasetError(f"dataset {opt.dataset!r}: split {name!r} is empty")
-    paths = [p for part in raw.values() if part.paths is not None for p in part.paths]
-    if paths:
-        scan(sorted(set(paths)), f"dataset {opt.dataset!r}")
-    return source, raw
+    """The source and its raw splits as the core flags ``--use_tv_split``, ``--tv_split_perc`` and
+    ``--tv_split_by_samples`` ask for."""
+    source = open_source(opt)
+    return source, raw_splits(source, opt.dataset,
+                              val_fraction=opt.tv_split_perc if opt.use_tv_split else None,
+                              val_by_samples=opt.tv_split_by_samples)
 
 
-def build_splits(opt: argparse.Namespace, image_spec) -> dict[str, Dataset]:
-    """``{"train", "train_eval", "test"[, "val"]}``; items are (image (C, H, W), label, index).
-
-    With ``--rotation_classes K`` > 1 the ``train`` split holds every image in ``K`` rotations, each
-    rotation its own class (:class:`RotationClasses`); the other splits are untouched."""
-    augmentation = getattr(opt, "augmentation", "base")
-    build_transforms(image_spec, augmentation)   # an unknown preset fails before any data is read
-    source, raw = load_raw_splits(opt)
+def make_splits(source: DatasetSource, raw: dict[str, Split], image_spec, *, augmentation: str,
+                rotation_classes: int) -> dict[str, Dataset]:
+    """``{"train", "train_eval", "test"[, "val"]}`` from raw splits; items are (image (C, H, W),
+    label, index). With ``rotation_classes`` K > 1 the ``train`` split holds every image in K
+    rotations, each rotation its own class (:class:`RotationClasses`); the others are untouched."""
     train_tf, eval_tf = build_transforms(image_spec, augmentation, source.allow_flip,
                                          source.min_crop_scale)
     splits = {"train": DMLDataset(raw["train"], train_tf, read_item),
@@ -57,10 +72,19 @@ def build_splits(opt: argparse.Namespace, image_spec) -> dict[str, Dataset]:
               "test": DMLDataset(raw["test"], eval_tf, read_item)}
     if "val" in raw:
         splits["val"] = DMLDataset(raw["val"], eval_tf, read_item)
-    rotations = getattr(opt, "rotation_classes", 1)
-    if rotations > 1:
-        splits["train"] = RotationClasses(splits["train"], rotations)
+    if rotation_classes > 1:
+        splits["train"] = RotationClasses(splits["train"], rotation_classes)
     return splits
+
+
+def build_splits(opt: argparse.Namespace, image_spec) -> dict[str, Dataset]:
+    """The splits of a run, from the core data flags (``--dataset``, ``--source_path``, ``--seed``,
+    the ``--tv_split_*`` flags, ``--augmentation``, ``--rotation_classes``; their defaults live in
+    ``parameters.py`` only) and the dataset's own flags; see :func:`make_splits`."""
+    build_transforms(image_spec, opt.augmentation)   # an unknown preset fails before data is read
+    source, raw = load_raw_splits(opt)
+    return make_splits(source, raw, image_spec, augmentation=opt.augmentation,
+                       rotation_classes=opt.rotation_classes)
 
 
 def train_items_with_eval_transforms(splits: dict[str, Dataset]) -> Dataset:
