@@ -628,3 +628,29 @@ def test_autocast_keeps_parameters_float32(name):
     loss.backward()
     assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in loss_fn.parameters())
     assert x.grad.dtype == torch.bfloat16
+
+
+# ----------------------------------------------------------------------------- log(1 + Σ exp) helper
+def test_log1p_sum_exp_is_exact_at_large_arguments():
+    """float64, values where softplus's linear branch (above 20) would drop log1p(exp(-y))."""
+    from criteria.pairwise import log1p_sum_exp
+    rows = [[20.5], [19.0, 21.0, 22.5], [30.0, -5.0], [700.0, 699.0], [-50.0, -40.0], [35.0], []]
+    width = max(map(len, rows))
+    x = torch.zeros(len(rows), width, dtype=torch.float64)
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, row in enumerate(rows):
+        x[i, : len(row)], mask[i, : len(row)] = torch.tensor(row, dtype=torch.float64), True
+    x.requires_grad_()
+    out = log1p_sum_exp(x, mask, dim=1)
+    for i, row in enumerate(rows):
+        top = max([0.0] + row)
+        ref = top + math.log(math.fsum([math.exp(-top)] + [math.exp(v - top) for v in row]))
+        assert out[i].item() == pytest.approx(ref, rel=1e-15, abs=1e-15), row
+        weights = [math.exp(v - top) / math.exp(ref - top) for v in row]   # d/dx_j = softmax_j
+        out[i].backward(retain_graph=True)
+        torch.testing.assert_close(x.grad[i, : len(row)], torch.tensor(weights, dtype=torch.float64),
+                                   rtol=1e-12, atol=1e-300)
+        assert (x.grad[i, len(row):] == 0).all()
+        x.grad = None
+    # what the exact form fixes: softplus(20.5) is 20.5 exactly, 1.25e-9 short of the truth
+    assert abs(F.softplus(torch.tensor(20.5, dtype=torch.float64)).item() - out[0].item()) > 1e-9
