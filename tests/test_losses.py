@@ -264,7 +264,8 @@ def ref_multisimilarity(x, y, h, P, dropped=None):
             continue
         terms.append(torch.log(1 + sum(torch.exp(-al * (s - lam)) for s in kept_pos)) / al
                      + torch.log(1 + sum(torch.exp(be * (s - lam)) for s in kept_neg)) / be)
-    return mean(terms)
+    # the paper's reduction divides by the batch size, the 2020 harness's by the anchors kept
+    return mean(terms) if h["reduction"] == "anchors" else sum(terms) / len(y)
 
 
 def ref_proxynca(x, y, h, P):
@@ -413,7 +414,7 @@ REFERENCES = {
     "lifted": (ref_lifted, [{}, {"neg_margin": 0.4, "l2": 0.0}]),
     "histogram": (ref_histogram, [{}, {"nbins": 11}]),
     "multisimilarity": (ref_multisimilarity, [{}, {"pos_weight": 1.0, "neg_weight": 10.0, "margin": -0.05,
-                                                   "thresh": 0.2}]),
+                                                   "thresh": 0.2}, {"reduction": "anchors"}]),
     "proxynca": (ref_proxynca, [{}, {"scale": 1.0}]),
     "softmax": (ref_softmax, [{}, {"temperature": 0.5}]),
     "arcface": (ref_arcface, [{}, {"angular_margin": 0.2, "feature_scale": 30.0}]),
@@ -464,6 +465,23 @@ def test_multisimilarity_reference_case_exercises_pair_mining():
         dropped = []
         ref_multisimilarity(embeddings(seed=case), LABELS.tolist(), hyper, {}, dropped)
         assert sum(dropped) > 0
+
+
+def test_multisimilarity_reductions_differ_by_the_share_of_anchors_kept():
+    """batch (default, the paper) = anchors (2020 harness) × kept anchors / batch size."""
+    x = embeddings(seed=2)
+    labels = LABELS.clone()
+    paper, harness = build("multisimilarity"), build("multisimilarity", reduction="anchors")
+    assert paper.reduction == "batch"
+    kept = paper(x, labels).item(), harness(x, labels).item()
+    kept_anchors = round(paper.last_logs["active"] * len(labels))   # logs hold float32
+    share = kept_anchors / len(labels)
+    assert 0 < share < 1
+    assert kept[0] == pytest.approx(kept[1] * share, rel=1e-12)
+    with pytest.raises(ValueError, match="choose batch or anchors"):
+        build("multisimilarity", reduction="mean")
+    flag = {p.flag: p for p in LOSSES.params("multisimilarity")}["--loss_multisimilarity_reduction"]
+    assert flag.default == "batch" and flag.choices == ("batch", "anchors")
 
 
 def test_multisimilarity_zero_when_mining_keeps_nothing():
