@@ -289,12 +289,20 @@ def ref_softmax(x, y, h, P):
                  for i in range(len(y))])
 
 
+def arcface_target(c, m, fallback):
+    """cos(θ + m); with the fallback, cos θ − m·sin m once θ > π − m."""
+    theta = torch.acos(c)
+    if fallback and theta > math.pi - m:
+        return c - m * math.sin(m)
+    return torch.cos(theta + m)
+
+
 def ref_arcface(x, y, h, P):
     W, s, m = P["class_map"], h["feature_scale"], h["angular_margin"]
     terms = []
     for i in range(len(y)):
         t = int(y[i])
-        logits = [s * torch.cos(torch.acos(cos(x[i], W[c])) + m) if c == t else s * cos(x[i], W[c])
+        logits = [s * arcface_target(cos(x[i], W[c]), m, h["fallback"]) if c == t else s * cos(x[i], W[c])
                   for c in range(len(W))]
         terms.append(cross_entropy(logits, t))
     return mean(terms)
@@ -417,7 +425,8 @@ REFERENCES = {
                                                    "thresh": 0.2}, {"reduction": "anchors"}]),
     "proxynca": (ref_proxynca, [{}, {"scale": 1.0}]),
     "softmax": (ref_softmax, [{}, {"temperature": 0.5}]),
-    "arcface": (ref_arcface, [{}, {"angular_margin": 0.2, "feature_scale": 30.0}]),
+    "arcface": (ref_arcface, [{}, {"angular_margin": 0.2, "feature_scale": 30.0},
+                              {"angular_margin": 1.5}, {"angular_margin": 1.5, "fallback": False}]),
     "cosface": (ref_cosface, [{}, {"margin": 0.1, "scale": 10.0}]),
     "softtriplet": (ref_softtriplet, [{}, {"n_centroids": 3, "margin_delta": 0.1, "gamma": 0.5, "lam": 20.0},
                                       {"n_centroids": 1}, {"reg_weight": 0.0}]),
@@ -482,6 +491,36 @@ def test_multisimilarity_reductions_differ_by_the_share_of_anchors_kept():
         build("multisimilarity", reduction="mean")
     flag = {p.flag: p for p in LOSSES.params("multisimilarity")}["--loss_multisimilarity_reduction"]
     assert flag.default == "batch" and flag.choices == ("batch", "anchors")
+
+
+def arcface_on_a_circle(fallback: bool, m: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """ArcFace's loss for embeddings at angle θ ∈ (0, π) from their class weight e1, the other
+    class weight e3 orthogonal to all of them (its logit stays 0): (θ, loss(θ)), float64."""
+    loss_fn = LOSSES.build("arcface", {"loss_arcface_angular_margin": m,
+                                       "loss_arcface_fallback": fallback},
+                           n_classes=2, embed_dim=3).double()
+    with torch.no_grad():
+        loss_fn.class_map.copy_(torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]))
+    theta = torch.linspace(0.01, math.pi - 0.01, 400, dtype=torch.float64)
+    x = torch.stack([theta.cos(), theta.sin(), torch.zeros_like(theta)], 1)
+    zero = torch.zeros(1, dtype=torch.long)
+    return theta, torch.stack([loss_fn(row[None], zero) for row in x])
+
+
+def test_arcface_fallback_makes_the_loss_increase_with_the_angle():
+    theta, loss = arcface_on_a_circle(fallback=True)
+    assert (loss.diff() > 0).all()
+    # past π − m the target logit is cos θ − m·sin m (s = 16, other logit 0)
+    far = theta > math.pi - 0.5
+    expected = F.softplus(-16 * (theta[far].cos() - 0.5 * math.sin(0.5)))
+    torch.testing.assert_close(loss[far], expected)
+
+
+def test_arcface_without_fallback_is_the_plain_formula_and_falls_past_pi_minus_m():
+    theta, loss = arcface_on_a_circle(fallback=False)
+    torch.testing.assert_close(loss, F.softplus(-16 * (theta + 0.5).cos()), rtol=1e-6, atol=1e-9)
+    assert (loss[theta > math.pi - 0.5].diff() < 0).all()
+    assert (loss[theta < math.pi - 0.5].diff() > 0).all()
 
 
 def test_multisimilarity_zero_when_mining_keeps_nothing():
@@ -586,7 +625,7 @@ LEGACY_FLAGS = {
     "histogram": {"--loss_histogram_nbins": 65},
     "snr": {"--loss_snr_margin": 0.2, "--loss_snr_reg_lambda": 0.005},
     "arcface": {"--loss_arcface_lr": 5e-4, "--loss_arcface_angular_margin": 0.5,
-                "--loss_arcface_feature_scale": 16},
+                "--loss_arcface_feature_scale": 16, "--loss_arcface_fallback": True},
 }
 
 

@@ -77,3 +77,14 @@ def test_loss_with_a_miner_it_cannot_use_names_the_allowed_ones(capsys):
     wrong = next(m for m in MINERS.names() if m not in allowed)
     err = parse_error(capsys, BASE + ["--loss", loss, "--batch_mining", wrong])
     assert f"loss {loss} cannot use miner {wrong}; allowed miners: {', '.join(allowed)}" in err
+
+
+def test_correctness_decision_flags_parse():
+    """The names fixed across branches: --loss_multisimilarity_reduction, --[no-]loss_arcface_fallback."""
+    opt = parameters.parse_args(BASE + ["--loss", "arcface"])
+    assert opt.loss_arcface_fallback is True and opt.loss_multisimilarity_reduction == "batch"
+    opt = parameters.parse_args(BASE + ["--loss", "arcface", "--no-loss_arcface_fallback",
+                                        "--loss_multisimilarity_reduction", "anchors"])
+    assert opt.loss_arcface_fallback is False and opt.loss_multisimilarity_reduction == "anchors"
+    assert LOSSES.build("arcface", opt, n_classes=3, embed_dim=4).fallback is False
+    assert LOSSES.build("multisimilarity", opt).reduction == "anchors"
