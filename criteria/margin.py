@@ -2,8 +2,16 @@
 
 Wu, Manmatha, Smola & Krähenbühl, "Sampling Matters in Deep Embedding Learning", ICCV 2017:
 ``[d_ap − β_{y_a} + α]₊ + [β_{y_a} − d_an + α]₊`` summed over triplets, plus the β regulariser
-``ν·Σ β_{y_a}``, divided by the number of non-zero hinge terms (as the original harness does).
-Distances are ``sqrt(d² + 1e-8)``.
+``ν·Σ β_{y_a}``, divided by the number of non-zero hinge terms (as the authors' code and the
+original harness do). Distances are ``sqrt(d² + 1e-8)``.
+
+A batch with no active hinge (a decision; the authors' code divides by zero there): the β
+regulariser still acts, divided by the number of hinge terms, 2T for T triplets, so the loss is
+``ν·Σβ_{y_a} / 2T``. The divisor can never exceed 2T, so a solved batch pulls β no harder than
+any batch with active hinges. (The original harness clamped the divisor to 1 and so pulled β 2T
+times harder on a solved batch than on one where every hinge is active; Pytorch Metric Learning
+drops the regulariser there, so ν would stop acting just when batches become easy.) With ν = 0
+the loss of such a batch is a graph-connected zero, as before.
 
 Deviations from the original harness: the ν regulariser works (it raised a NameError there, fixed
 only in the unmerged PR #14); with ``beta_constant`` β is a buffer, not a parameter without
@@ -58,7 +66,8 @@ class Margin(Loss):
         pos = F.relu(d_ap - beta + self.margin)
         neg = F.relu(beta - d_an + self.margin)
         n_active = (pos > 0).sum() + (neg > 0).sum()
-        loss = (pos.sum() + neg.sum() + self.nu * beta.sum()) / n_active.clamp_min(1)
+        divisor = torch.where(n_active > 0, n_active, 2 * a.numel())   # no sync: stays a tensor
+        loss = (pos.sum() + neg.sum() + self.nu * beta.sum()) / divisor
         self.set_logs(active=n_active / (2 * a.numel()), d_pos=d_ap.mean(), d_neg=d_an.mean(),
                       beta=self.beta.mean())
         return loss

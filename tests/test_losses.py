@@ -152,7 +152,8 @@ def ref_margin(x, y, h, P):
         pos, neg = relu(dist(x[a], x[p]) - b + h["margin"]), relu(b - dist(x[a], x[n]) + h["margin"])
         active += int(pos > 0) + int(neg > 0)
         total = total + pos + neg + h["nu"] * b
-    return total / max(active, 1)
+    n_triplets = len(list(triplets_of(y)))
+    return total / (active if active else 2 * n_triplets)   # no active hinge: ν·Σβ / 2T
 
 
 def ref_contrastive(x, y, h, P):
@@ -521,6 +522,28 @@ def test_arcface_without_fallback_is_the_plain_formula_and_falls_past_pi_minus_m
     torch.testing.assert_close(loss, F.softplus(-16 * (theta + 0.5).cos()), rtol=1e-6, atol=1e-9)
     assert (loss[theta > math.pi - 0.5].diff() < 0).all()
     assert (loss[theta < math.pi - 0.5].diff() > 0).all()
+
+
+def test_margin_without_active_hinge_keeps_the_beta_regulariser_over_2T():
+    """Decision: a solved batch gives ν·Σβ_{y_a} / 2T (T triplets); ν = 0 gives a graph-connected
+    zero; the embeddings get no gradient either way."""
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    x = torch.zeros(6, DIM, dtype=torch.float64)
+    x[2:4, 0], x[4:, 1] = 3.0, 3.0                 # classes 3 apart, each a single point
+    for nu in (0.0, 0.3):
+        loss_fn = build("margin", nu=nu).double()
+        with torch.no_grad():
+            loss_fn.beta.copy_(torch.tensor([1.2, 1.1, 1.3, 1.2, 1.2, 1.2]))
+        xg = x.clone().requires_grad_()
+        loss = loss_fn(xg, labels)
+        loss.backward()
+        a, _, _ = AllTriplets()(x, labels)
+        beta_a = loss_fn.beta.detach()[labels[a]]
+        assert loss_fn.last_logs["active"] == 0.0 and len(a) == 6 * 1 * 4
+        assert loss.item() == pytest.approx(nu * beta_a.sum().item() / (2 * len(a)), abs=1e-15)
+        assert loss.grad_fn is not None and torch.equal(xg.grad, torch.zeros_like(xg))
+        per_class = torch.bincount(labels[a], minlength=N_CLASSES).double()
+        torch.testing.assert_close(loss_fn.beta.grad, nu * per_class / (2 * len(a)))
 
 
 def test_multisimilarity_zero_when_mining_keeps_nothing():
