@@ -154,7 +154,8 @@ class Registry:
             chain = _walk(cls)
             for kw in flags or {}:
                 if kw not in chain.names:
-                    raise RegistryError(f"{cls.__name__} has no argument {kw!r} for its legacy flag")
+                    raise RegistryError(
+                        f"{cls.__name__} has no argument {kw!r} for its legacy flag")
             self._entries[name], self._chains[name] = cls, chain
             self._flags[name] = dict(flags or {})
             self._params.pop(name, None)

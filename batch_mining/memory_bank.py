@@ -18,8 +18,8 @@ from typing import Literal
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.pairwise import AnchorRows, draw_uniform
 from batch_mining.hard_triplets import batch_hard
+from batch_mining.pairwise import AnchorRows, draw_uniform
 
 
 @MINERS.register("memory_bank")

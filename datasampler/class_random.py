@@ -19,7 +19,8 @@ from datasampler.base import SAMPLERS, BatchSampler
 
 @SAMPLERS.register("class_random")
 class ClassRandomSampler(BatchSampler):
-    """SPC-N: batch_size / samples_per_class distinct random classes, samples_per_class images each."""
+    """SPC-N: batch_size / samples_per_class distinct random classes, samples_per_class images
+    each."""
 
     def __init__(self, **context) -> None:
         super().__init__(**context)

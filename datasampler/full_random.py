@@ -19,7 +19,8 @@ from datasampler.base import SAMPLERS, BatchSampler
 
 @SAMPLERS.register("full_random")
 class FullRandomSampler(BatchSampler):
-    """Shuffled epoch of the dataset in batches of batch_size (the incomplete last one is dropped)."""
+    """Shuffled epoch of the dataset in batches of batch_size (the incomplete last one is
+    dropped)."""
 
     def __init__(self, **context) -> None:
         super().__init__(**context)

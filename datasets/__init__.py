@@ -4,10 +4,12 @@
 image file up front, makes the validation split and wraps each split in a ``DMLDataset`` with the
 transforms the network's ``image_spec`` and ``--augmentation`` ask for. It reads the core flags by
 name and nothing else from ``opt`` (the dataset's own flags go through the registry); the work is
-done by :func:`raw_splits` and :func:`make_splits`, which take explicit arguments. It replaces RevisitDML's
-``datasets.select`` (Roth et al., "Revisiting Training Strategies and Generalization Performance in
-Deep Metric Learning", ICML 2020), which matched the name by substring and returned ``training``,
-``evaluation``, ``testing`` and ``validation``; here names are exact and bad data fails before training.
+done by :func:`raw_splits` and :func:`make_splits`, which take explicit arguments.
+
+It replaces RevisitDML's ``datasets.select`` (Roth et al., "Revisiting Training Strategies and
+Generalization Performance in Deep Metric Learning", ICML 2020), which matched the name by substring
+and returned ``training``, ``evaluation``, ``testing`` and ``validation``; here names are exact and
+bad data fails before training.
 """
 from __future__ import annotations
 

@@ -303,8 +303,8 @@ def ref_arcface(x, y, h, P):
     terms = []
     for i in range(len(y)):
         t = int(y[i])
-        logits = [s * arcface_target(cos(x[i], W[c]), m, h["fallback"]) if c == t else s * cos(x[i], W[c])
-                  for c in range(len(W))]
+        logits = [s * (arcface_target(cos(x[i], W[c]), m, h["fallback"]) if c == t
+                       else cos(x[i], W[c])) for c in range(len(W))]
         terms.append(cross_entropy(logits, t))
     return mean(terms)
 
@@ -710,7 +710,7 @@ def test_autocast_keeps_parameters_float32(name):
     assert x.grad.dtype == torch.bfloat16
 
 
-# ----------------------------------------------------------------------------- log(1 + Σ exp) helper
+# ---------------------------------------------------------------------------- log(1 + Σ exp) helper
 def test_log1p_sum_exp_is_exact_at_large_arguments():
     """float64, values where softplus's linear branch (above 20) would drop log1p(exp(-y))."""
     from criteria.pairwise import log1p_sum_exp
@@ -728,8 +728,8 @@ def test_log1p_sum_exp_is_exact_at_large_arguments():
         assert out[i].item() == pytest.approx(ref, rel=1e-15, abs=1e-15), row
         weights = [math.exp(v - top) / math.exp(ref - top) for v in row]   # d/dx_j = softmax_j
         out[i].backward(retain_graph=True)
-        torch.testing.assert_close(x.grad[i, : len(row)], torch.tensor(weights, dtype=torch.float64),
-                                   rtol=1e-12, atol=1e-300)
+        expected = torch.tensor(weights, dtype=torch.float64)
+        torch.testing.assert_close(x.grad[i, : len(row)], expected, rtol=1e-12, atol=1e-300)
         assert (x.grad[i, len(row):] == 0).all()
         x.grad = None
     # what the exact form fixes: softplus(20.5) is 20.5 exactly, 1.25e-9 short of the truth

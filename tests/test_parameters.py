@@ -80,7 +80,7 @@ def test_loss_with_a_miner_it_cannot_use_names_the_allowed_ones(capsys):
 
 
 def test_correctness_decision_flags_parse():
-    """The names fixed across branches: --loss_multisimilarity_reduction, --[no-]loss_arcface_fallback."""
+    """Fixed names: --loss_multisimilarity_reduction, --[no-]loss_arcface_fallback."""
     opt = parameters.parse_args(BASE + ["--loss", "arcface"])
     assert opt.loss_arcface_fallback is True and opt.loss_multisimilarity_reduction == "batch"
     opt = parameters.parse_args(BASE + ["--loss", "arcface", "--no-loss_arcface_fallback",

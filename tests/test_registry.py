@@ -192,7 +192,7 @@ def test_signature_is_walked_once_per_entry(monkeypatch):
     assert len(calls) == walked
 
 
-# ----------------------------------------------------------------------------- every module registers
+# -------------------------------------------------------------------------- every module registers
 def unregistered_modules(package: str, base: type, registry: Registry,
                          bases_only: frozenset[str] = frozenset()) -> list[str]:
     """Modules of ``package``, found by listing its folder, that define a subclass of ``base`` but
