@@ -6,7 +6,8 @@ ECCV 2020, and Open Metric Learning; each module states where it deviates from t
 """
 from __future__ import annotations
 
-from . import clustering, embedding_space, fnmr, retrieval_rank, retrieval_topk  # noqa: F401  (registers)
+from . import (  # noqa: F401  (each module registers its kind or metrics)
+    clustering, embedding_space, fnmr, pairs, retrieval, retrieval_rank, retrieval_topk)
 from .embeddings import compute_embeddings
 from .engine import evaluate
 from .names import METRICS, check_metric_names, parse_name, valid_spellings

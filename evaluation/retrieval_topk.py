@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .names import METRICS
-from .retrieval_rank import RetrievalMetric, View
+from .retrieval import RetrievalMetric, View
 
 
 @METRICS.register("r_precision")
