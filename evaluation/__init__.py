@@ -7,7 +7,8 @@ ECCV 2020, and Open Metric Learning; each module states where it deviates from t
 from __future__ import annotations
 
 from . import (  # noqa: F401  (each module registers its kind or metrics)
-    clustering, embedding_space, fnmr, pairs, retrieval, retrieval_rank, retrieval_topk)
+    clustering, embedding_space, fnmr, ndcg, pairs, pr_auc, retrieval, retrieval_rank,
+    retrieval_topk)
 from .embeddings import compute_embeddings
 from .engine import evaluate
 from .names import METRICS, check_metric_names, parse_name, valid_spellings
