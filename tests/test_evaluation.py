@@ -339,6 +339,34 @@ def test_cli_main_rejects_bad_input(tmp_path, capsys):
     assert err.count("\n") == 2 and "valid metrics" in err
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_embeddings_are_refused_in_one_line(bad):
+    x = np.repeat(XA, 2, axis=1)
+    x[3, 1] = bad
+    x[4, 0] = bad
+    for metrics in (["e_recall@1"], ["nmi"], ["pr_auc"], ["dists@intra"]):
+        with pytest.raises(ValueError) as err:
+            evaluate(x, LA, metrics)
+        assert str(err.value).count("\n") == 0 and "2 of 5 rows" in str(err.value)
+        assert "first: row 3" in str(err.value)
+    with pytest.raises(ValueError, match="1 of 4 rows"):  # torch input is checked alike
+        evaluate(torch.from_numpy(x[:4]), LA[:4], ["mrr"])
+
+
+@pytest.mark.parametrize("metric", ["e_recall@1", "nmi"])
+def test_cli_refuses_non_finite_embeddings(tmp_path, metric):
+    x = XA.copy()
+    x[2, 0] = np.nan
+    np.save(tmp_path / "e.npy", x)
+    np.save(tmp_path / "l.npy", LA)
+    cmd = [sys.executable, "-m", "evaluation", "--embeddings", str(tmp_path / "e.npy"),
+           "--labels", str(tmp_path / "l.npy"), "--metrics", metric]
+    run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+    assert "e.npy" in run.stderr and "1 of 5 rows" in run.stderr and "first: row 2" in run.stderr
+
+
 class _Indexed(torch.utils.data.Dataset):
     def __init__(self, x, y):
         self.x, self.y = x, y
