@@ -3,7 +3,7 @@
 faiss: ``faiss.Kmeans`` with niter 20, one point per centroid allowed and a fixed seed (random
 initial centroids, the setting of Roth et al., ICML 2020 and pytorch-metric-learning).
 
-torch: Lloyd's algorithm (niter 20) from a seeded k-means++ initialisation (Arthur & Vassilvitskii,
+torch: Lloyd's algorithm (niter 20) from a seeded greedy k-means++ initialisation (Arthur & Vassilvitskii,
 "k-means++: The Advantages of Careful Seeding", SODA 2007), on whatever device the embeddings are:
 the GPU k-means for ``--evaluate_on_gpu`` when faiss has no GPU support. The same code runs on the
 CPU (tests compare it there with faiss). Distances to the centroids are computed in chunks, so no
@@ -14,6 +14,8 @@ come from a CPU generator, so the seed picks the same initial centroids on every
 Spherical (cosine) k-means normalises the centroids after each update and assigns by inner product.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -76,22 +78,29 @@ def _nearest(x: torch.Tensor, c: torch.Tensor, cosine: bool) -> tuple[torch.Tens
 
 
 def _plus_plus(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
-    """(k,) indices of k-means++ seeds: each next one drawn with probability ∝ D², the squared
-    distance to the nearest seed so far (points already chosen have D² = 0 and are never drawn
-    again while any other point is left)."""
+    """(k,) indices of greedy k-means++ seeds: each step draws 2 + ln k candidates with
+    probability ∝ D² (the squared distance to the nearest seed so far) and keeps the one that
+    lowers the total D² most (scikit-learn's default; plain k-means++ often puts two seeds in one
+    cluster). Points already chosen have D² = 0 and are not drawn again while others remain."""
     n = len(x)
-    u = torch.rand(k, generator=gen, dtype=torch.float64).to(x.device)
+    trials = 2 + int(math.log(k))
+    u = torch.rand(k, trials, generator=gen, dtype=torch.float64).to(x.device)
     picks = torch.empty(k, dtype=torch.long, device=x.device)
-    picks[0] = torch.randint(n, (1,), generator=gen).to(x.device)
+    picks[0] = torch.randint(n, (1,), generator=gen)[0].to(x.device)
     x_sq = (x * x).sum(1)
-    d2 = torch.full((n,), float("inf"), dtype=torch.float64, device=x.device)
+
+    def sq_dist(idx: torch.Tensor) -> torch.Tensor:  # (n, len(idx)) float64
+        return (x_sq[:, None] - 2 * (x @ x[idx].T) + x_sq[idx][None, :]).clamp(min=0).double()
+
+    d2 = sq_dist(picks[:1])[:, 0]
     for i in range(1, k):
-        # no host sync in the loop: the draw is a searchsorted on the device
-        last = x[picks[i - 1]]
-        new = (x_sq - 2 * (x @ last) + x_sq[picks[i - 1]]).clamp(min=0).double()
-        d2 = torch.minimum(d2, new)
+        # no host sync in the loop: the draws are a searchsorted on the device
         cum = torch.cumsum(d2, 0)
-        picks[i] = torch.searchsorted(cum, (u[i] * cum[-1]).reshape(1), right=True).clamp(max=n - 1)[0]
+        cand = torch.searchsorted(cum, u[i] * cum[-1], right=True).clamp(max=n - 1)
+        pot = torch.minimum(d2[:, None], sq_dist(cand))
+        best = pot.sum(0).argmin()
+        picks[i] = cand[best]
+        d2 = pot[:, best]
     return picks
 
 
