@@ -30,7 +30,7 @@ class _Order:
 
     wanted: list[int]
     ranges: list[tuple[float, float]]
-    below: list[int] = field(default_factory=list)
+    below: list = field(default_factory=list)  # int or (device) 0-d tensor
     inside: list[list[torch.Tensor]] = field(default_factory=list)
 
 
@@ -60,13 +60,13 @@ class FNMR(PairMetric):
 
     def consume(self, st: _Order, neg: torch.Tensor) -> None:
         for j, (lo, up) in enumerate(st.ranges):
-            st.below[j] += int((neg < lo).sum())
-            st.inside[j].append(neg[(neg >= lo) & (neg <= up)].cpu())
+            st.below[j] += (neg < lo).sum()  # a device count: no host sync per block
+            st.inside[j].append(neg[(neg >= lo) & (neg <= up)])
 
     def finish(self, st: _Order | None, s: PairScores) -> float:
         if st is None:
             return float("nan")
-        order = {m: float(torch.sort(torch.cat(st.inside[j]))[0][m - st.below[j]])
+        order = {m: float(torch.sort(torch.cat(st.inside[j]))[0][m - int(st.below[j])])
                  for j, m in enumerate(st.wanted)}
         p = self.value * (s.n_neg - 1)
         lo = int(np.floor(p))

@@ -11,7 +11,7 @@ over a tied group (they agree whenever there are no ties).
 """
 from __future__ import annotations
 
-import numpy as np
+import torch
 
 from .names import METRICS
 from .retrieval import RetrievalMetric, View
@@ -30,7 +30,8 @@ class NDCG(RetrievalMetric):
     def check_value(k: int) -> str | None:
         return None if k >= 1 else "k must be at least 1"
 
-    def per_query(self, v: View) -> np.ndarray:
-        gain = np.where(v.hits_within(self.value), 1.0 / np.log2(v.ranks + 2.0), 0.0).sum(1)
-        ideal = np.cumsum(1.0 / np.log2(np.arange(self.value) + 2.0))
-        return gain / ideal[np.minimum(self.value, v.n_pos) - 1]
+    def per_query(self, v: View) -> torch.Tensor:
+        gain = torch.where(v.hits_within(self.value), 1.0 / torch.log2(v.ranks + 2.0), 0.0).sum(1)
+        at = torch.arange(self.value, dtype=torch.float64, device=v.ranks.device)
+        ideal = torch.cumsum(1.0 / torch.log2(at + 2.0), 0)
+        return gain / ideal[v.n_pos.clamp(max=self.value).long() - 1]

@@ -86,14 +86,15 @@ def _pair_metrics(qs: knn.Side, gs: knn.Side, metrics: list[PairMetric], cosine:
     if any(m.uses_histogram for m in metrics):
         top = max(float(qs.x.norm(dim=1).max()), float(gs.x.norm(dim=1).max()), 1e-6)
         hi = 2.0 * (1.0 if cosine else top) * 1.001
-        hist = torch.zeros(BINS, dtype=torch.float64)
+        hist = torch.zeros(BINS, dtype=torch.float64, device=qs.x.device)
     positives, n_neg = [], torch.zeros((), dtype=torch.long, device=qs.x.device)
     for pos, neg in pair_blocks(qs, gs, cosine, backend):
         positives.append(pos)
         n_neg += len(neg)
         if hist is not None:
             # clamp: rounding may push a distance a hair past its bound, and histc drops such values
-            hist += torch.histc(neg.clamp(0.0, hi), BINS, 0.0, hi).double().cpu()
+            hist += torch.histc(neg.clamp(0.0, hi), BINS, 0.0, hi).double()
+    hist = None if hist is None else hist.cpu()  # the counts stay on the device until the end
     s = PairScores(torch.sort(torch.cat(positives))[0], int(n_neg), hist, hi)
     states = [m.prepare(s) for m in metrics]
     if any(st is not None for st in states):

@@ -159,7 +159,8 @@ def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
         mask = torch.empty(d.shape, dtype=torch.bool, device=d.device) if mask is None else mask[: len(d)]
         pc = by_label.positive_columns(q, max_pos)
         if width == 0:
-            yield s, _first_positive(d, pc, mask).cpu().numpy(), np.zeros((len(d), 0), np.int64)
+            yield s, _first_positive(d, pc, mask), torch.zeros((len(d), 0), dtype=torch.long,
+                                                               device=d.device)
             continue
         tau = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), -float("inf")).amax(1)
         _at_most(d, tau, mask)
@@ -171,4 +172,4 @@ def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
         unranked = torch.nonzero(first >= d.shape[1]).squeeze(1)  # nearest positive beyond the cap
         if len(unranked):
             first[unranked] = _first_positive(d[unranked], pc[unranked], mask[: len(unranked)])
-        yield s, first.cpu().numpy(), res.cpu().numpy()
+        yield s, first, res

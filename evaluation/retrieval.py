@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from .context import Context, key
 from .names import Metric
@@ -22,23 +23,30 @@ from .ranks import positive_ranks
 
 @dataclass
 class View:
-    """Valid queries only. ranks: (n, M) sorted 0-based ranks of the relevant items that rank below
-    the pass's limit, padded with a value ≥ any real rank; n_pos, labels: (n,); first: (n,) exact
-    rank of the nearest relevant item."""
+    """Valid queries of one chunk, float64 tensors on the pass's device (integer-valued, exact).
 
-    ranks: np.ndarray
-    n_pos: np.ndarray
-    labels: np.ndarray
-    first: np.ndarray
+    ranks: (n, M) sorted 0-based ranks of the relevant items that rank below the pass's limit,
+    padded with a value ≥ any real rank; n_pos: (n,) relevant items R; first: (n,) exact rank of
+    the nearest relevant item. Float64 so that every quotient is float64 without casts.
+    """
 
-    def hits_within(self, k: float) -> np.ndarray:
+    ranks: torch.Tensor
+    n_pos: torch.Tensor
+    first: torch.Tensor
+
+    def hits_within(self, k: float) -> torch.Tensor:
         """(n, M) whether the j-th relevant item is ranked among the first k (and exists)."""
-        return (self.ranks < k) & (np.arange(self.ranks.shape[1])[None, :] < self.n_pos[:, None])
+        j = torch.arange(self.ranks.shape[1], device=self.ranks.device)
+        return (self.ranks < k) & (j[None, :] < self.n_pos[:, None])
 
-    def ap_sum(self, k: float) -> np.ndarray:
+    def precision(self) -> torch.Tensor:
+        """(n, M) precision at the j-th relevant item: j / (its rank), both 1-based."""
+        j = torch.arange(1, self.ranks.shape[1] + 1, dtype=torch.float64, device=self.ranks.device)
+        return j[None, :] / (self.ranks + 1.0)
+
+    def ap_sum(self, k: float) -> torch.Tensor:
         """(n,) Σ_{i≤k} P(i)·hit_i: the j-th relevant item at rank r contributes j/r (1-based)."""
-        prec = np.arange(1, self.ranks.shape[1] + 1)[None, :] / (self.ranks + 1.0)
-        return np.where(self.hits_within(k), prec, 0.0).sum(1)
+        return torch.where(self.hits_within(k), self.precision(), 0.0).sum(1)
 
 
 class RetrievalMetric(Metric):
@@ -51,7 +59,8 @@ class RetrievalMetric(Metric):
     def depth(self) -> int | str | None:
         return None
 
-    def per_query(self, v: View) -> np.ndarray:
+    def per_query(self, v: View) -> torch.Tensor:
+        """(n,) float64 values of the chunk's queries, on the pass's device."""
         raise NotImplementedError
 
     def aggregate(self, per_query: np.ndarray, labels: np.ndarray) -> float:
@@ -69,13 +78,15 @@ class RetrievalMetric(Metric):
             limit = _rank_limit(mine, n_pos)
             chunks = positive_ranks(ctx.side(qv, cosine), ctx.side(ctx.g_idx, cosine), cosine,
                                     ctx.backend, limit) if len(qv) else []
-            parts: list[list[np.ndarray]] = [[] for _ in mine]
-            for s, first, ranks in chunks:
-                view = View(ranks, n_pos[s:s + len(first)], lab[s:s + len(first)], first)
+            n_pos_t = torch.as_tensor(n_pos, dtype=torch.float64, device=ctx.device)
+            parts: list[list[torch.Tensor]] = [[] for _ in mine]
+            for s, first, ranks in chunks:  # the ranking stays on the device
+                view = View(ranks.double(), n_pos_t[s:s + len(first)], first.double())
                 for part, m in zip(parts, mine):
                     part.append(m.per_query(view))
             for part, m in zip(parts, mine):
-                per_q = np.concatenate(part) if part else np.zeros(0)
+                # numpy only for the final per-query numbers
+                per_q = torch.cat(part).cpu().numpy() if part else np.zeros(0)
                 for c, mask in ctx.groups:
                     sel = mask[qv]
                     out[key(m.name, c)] = m.aggregate(per_q[sel], lab[sel])

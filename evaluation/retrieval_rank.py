@@ -15,7 +15,7 @@ its k neighbours); ``mAP`` is divided by R, the number of relevant gallery items
 """
 from __future__ import annotations
 
-import numpy as np
+import torch
 
 from .names import METRICS
 from .retrieval import RetrievalMetric, View
@@ -31,8 +31,8 @@ class _RankBelow(RetrievalMetric):
     def check_value(k: int) -> str | None:
         return None if k >= 1 else "k must be at least 1"
 
-    def per_query(self, v: View) -> np.ndarray:
-        return (v.first < self.value).astype(np.float64)
+    def per_query(self, v: View) -> torch.Tensor:
+        return (v.first < self.value).double()
 
 
 @METRICS.register("e_recall")
@@ -52,8 +52,8 @@ class PrecisionAt1(RetrievalMetric):
     def depth(self) -> int:
         return 0
 
-    def per_query(self, v: View) -> np.ndarray:
-        return (v.first == 0).astype(np.float64)
+    def per_query(self, v: View) -> torch.Tensor:
+        return (v.first == 0).double()
 
 
 @METRICS.register("mrr")
@@ -63,7 +63,7 @@ class MRR(RetrievalMetric):
     def depth(self) -> int:
         return 0
 
-    def per_query(self, v: View) -> np.ndarray:
+    def per_query(self, v: View) -> torch.Tensor:
         return 1.0 / (v.first + 1.0)
 
 
@@ -73,5 +73,5 @@ class MAPFull(RetrievalMetric):
 
     spelling = "mAP"
 
-    def per_query(self, v: View) -> np.ndarray:
-        return v.ap_sum(np.inf) / v.n_pos
+    def per_query(self, v: View) -> torch.Tensor:
+        return v.ap_sum(float("inf")) / v.n_pos
