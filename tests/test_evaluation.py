@@ -197,6 +197,22 @@ def test_torch_faiss_and_chunking_agree(monkeypatch):
         assert a[k] == pytest.approx(b[k], abs=1e-12) and a[k] == pytest.approx(c[k], abs=1e-12), k
 
 
+def test_device_code_path_on_the_cpu_gives_the_same_values(monkeypatch):
+    # with numpy's CPU shortcuts off, the CPU runs exactly the torch code a GPU runs: every
+    # retrieval value must be the same, with rows cut at the limit and sorted whole
+    from evaluation import ranks
+    rng = np.random.default_rng(6)
+    x, lab = rng.integers(-2, 3, size=(90, 3)).astype(np.float32), rng.integers(0, 4, 90)
+    names = ["e_recall@1", "e_recall@8", "c_recall@2", "mAP_c", "map@5", "mAP", "r_precision",
+             "precision@3", "mrr", "ndcg@4", "c_ndcg@10", "pr_auc", "fnmr@0.1"]
+    monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 700)
+    monkeypatch.setattr(ranks, "SORT_CAP_FROM", 20)
+    a = evaluate(x, lab, names, categories=lab % 2)
+    monkeypatch.setattr(ranks, "NUMPY_ON_CPU", False)
+    b = evaluate(torch.from_numpy(x), lab, names, categories=lab % 2)
+    assert a.keys() == b.keys() and all(a[k] == b[k] for k in a), (a, b)
+
+
 def test_cosine_equals_euclidean_on_normalised_inputs():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(80, 6)).astype(np.float32)
