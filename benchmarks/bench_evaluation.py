@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from evaluation import evaluate, knn  # noqa: E402
+from evaluation import evaluate, knn
 
 SUITE = ["e_recall@1", "e_recall@2", "e_recall@4", "e_recall@10", "e_recall@100", "e_recall@1000",
          "mAP_at_r", "r_precision", "mAP_c", "mAP_1000", "mrr"]
@@ -117,7 +117,7 @@ def main() -> None:
     k = min(TOP_K, n)
     print(f"N={n} classes={c} D=128 noise={args.noise} device={dev} threads={torch.get_num_threads()} "
           f"load={os.getloadavg()[0]:.2f}")
-    run = lambda names, **kw: evaluate(xt, y, names, backend=args.backend, device=dev, **kw)  # noqa: E731
+    run = lambda names, **kw: evaluate(xt, y, names, backend=args.backend, device=dev, **kw)
     run(["e_recall@1"])  # warm-up: CUDA context, kernels, allocator
     # the machine may be shared: time the floors before and after the suite, and report CPU time
     _, ta1, ca1, ma = timed(lambda: floor(xt), dev)

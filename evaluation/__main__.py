@@ -15,9 +15,10 @@ import sys
 import numpy as np
 import torch
 
+from registry import RegistryError
+
 from . import check_metric_names, evaluate
 from .context import check_finite
-from registry import RegistryError
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -32,7 +32,7 @@ def _array(x: Any, name: str, n: int | None, dtype=None) -> np.ndarray:
 
 
 def check_finite(x: torch.Tensor, what: str = "embeds") -> None:
-    """Raise a one-line ValueError naming how many rows of x: (N, D) hold NaN or inf, and the first."""
+    """Raise a one-line ValueError: how many rows of x: (N, D) hold NaN or inf, and the first."""
     bad = ~torch.isfinite(x).all(1)
     if bool(bad.any()):
         rows = torch.nonzero(bad).squeeze(1)
@@ -84,7 +84,7 @@ class Context:
     def build(cls, embeds: ArrayLike, labels: ArrayLike, *, is_query: ArrayLike | None = None,
               is_gallery: ArrayLike | None = None, categories: ArrayLike | None = None,
               ignore_ids: ArrayLike | None = None, backend: str = "torch", device: str = "cpu",
-              n_clusters: int | None = None, seed: int = 0, kmeans: str = "auto") -> "Context":
+              n_clusters: int | None = None, seed: int = 0, kmeans: str = "auto") -> Context:
         """Check every input (one-line ValueError on the first problem) and build the context."""
         if backend not in ("torch", "faiss"):
             raise ValueError(f"backend must be 'torch' or 'faiss', got {backend!r}")
@@ -112,7 +112,8 @@ class Context:
     def space(self, cosine: bool) -> torch.Tensor:
         """(N, D) embeddings, L2-normalised for the cosine variants (computed once)."""
         if cosine not in self._spaces:
-            self._spaces[cosine] = torch.nn.functional.normalize(self.x, dim=1) if cosine else self.x
+            xs = torch.nn.functional.normalize(self.x, dim=1) if cosine else self.x
+            self._spaces[cosine] = xs
         return self._spaces[cosine]
 
     def rows(self, idx: np.ndarray, cosine: bool) -> torch.Tensor:
@@ -120,7 +121,7 @@ class Context:
 
     def side(self, idx: np.ndarray, cosine: bool) -> knn.Side:
         """The samples ``idx`` as one side of a neighbour search."""
-        t = lambda a: torch.as_tensor(a, device=self.device)  # noqa: E731
+        t = lambda a: torch.as_tensor(a, device=self.device)
         return knn.Side(self.rows(idx, cosine), t(idx), t(self.labels[idx]),
                         None if self.ignore is None else t(self.ignore[idx]))
 

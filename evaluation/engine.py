@@ -25,18 +25,19 @@ def evaluate(embeds: ArrayLike, labels: ArrayLike, metrics: list[str], *,
              categories: ArrayLike | None = None, ignore_ids: ArrayLike | None = None,
              backend: str = "torch", device: str = "cpu", n_clusters: int | None = None,
              seed: int = 0, kmeans: str = "auto") -> dict[str, float | np.ndarray]:
-    """Compute ``metrics`` (names like ``e_recall@1``, ``c_mAP_c``) for embeds: (N, D), labels: (N,).
+    """Compute ``metrics`` (``e_recall@1``, ``c_mAP_c``...) for embeds: (N, D), labels: (N,).
 
     Args:
         is_query, is_gallery: (N,) bool masks; default every sample is both (self never retrieved).
         categories: (N,) per-sample category; adds ``<name>/cat=<c>`` entries.
         ignore_ids: (N,) ids (e.g. sequence ids); a gallery item sharing the query's id is skipped.
         backend: "torch" or "faiss" distance kernels (same results). device: where tensors live.
-        n_clusters: k-means clusters; default the number of distinct labels of the clustered samples.
+        n_clusters: k-means clusters; default the number of distinct labels of the clustered
+            samples.
         seed: k-means seed. kmeans: "auto", "faiss" or "torch" (see ``kmeans.py``).
-    Returns metric name → float (``rho_spectrum@0``: np.ndarray), plus ``n_queries_without_positive``
-    when retrieval metrics are asked for. Bad input raises a one-line ValueError (non-finite
-    embeddings included) or RegistryError (an unknown metric name).
+    Returns metric name → float (``rho_spectrum@0``: np.ndarray), plus
+    ``n_queries_without_positive`` when retrieval metrics are asked for. Bad input raises a
+    one-line ValueError (non-finite embeddings included) or RegistryError (an unknown name).
     """
     parsed = [parse_name(m) for m in metrics]
     ctx = Context.build(embeds, labels, is_query=is_query, is_gallery=is_gallery,

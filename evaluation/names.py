@@ -7,8 +7,9 @@ forms of Roth et al., "Revisiting Training Strategies and Generalization Perform
 Learning", ICML 2020 (``e_recall`` whose cosine form is ``c_recall``, ``mAP_c``, ``mAP_1000``...), and
 add Musgrave et al., "A Metric Learning Reality Check", ECCV 2020 (``precision_at_1``, ``r_precision``,
 ``mAP_at_r``, ``ami``) and Open Metric Learning (``cmc@k``, ``precision@k``, ``map@k``, ``fnmr@fmr``,
-``pcf@r``). Deviation from the original harness: names are parsed from a fixed table, never by
-substring tests, so a misspelt name fails at parse time with the list of valid spellings.
+``pcf@r``, and its users' requests ``ndcg@k``, ``pr_auc``). Deviation from the original harness:
+names are parsed from a fixed table, never by substring tests, so a misspelt name fails at parse
+time with the list of valid spellings.
 """
 from __future__ import annotations
 
@@ -53,7 +54,7 @@ class Metric:
             KINDS[cls.kind] = cls
 
     @classmethod
-    def run(cls, ctx: "Context", metrics: list["Metric"]) -> dict[str, Any]:
+    def run(cls, ctx: Context, metrics: list[Metric]) -> dict[str, Any]:
         """Every value of ``metrics`` (all of this kind): ``{name or name/cat=<c>: value}``."""
         raise NotImplementedError(f"{cls.__qualname__} defines no shared pass")
 

@@ -15,8 +15,9 @@ costs one chunked matrix product over the pairs and holds one block.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 import torch
 

@@ -13,8 +13,8 @@ Ties: pairs at equal distance form one threshold and are retrieved together, so 
 with negatives gets the precision at the end of the tied group (scikit-learn's convention; neither
 the optimistic nor the pessimistic order within the group). With every sample both query and
 gallery each unordered pair appears twice, which leaves AP unchanged (distances are float32, so a
-pair and its twin may differ by an ulp and count as two thresholds: a 1e-5 effect). Open Metric Learning lists a
-global PR-AUC as a request (#588); no anchor system has it.
+pair and its twin may differ by an ulp and count as two thresholds: a 1e-5 effect). Open Metric
+Learning lists a global PR-AUC as a request (#588); no anchor system has it.
 
 Exact without holding the pairs: sweep 1 of the shared pass keeps the sorted positive distances
 (about N × class size of them); sweep 2 places every negative among them by binary search

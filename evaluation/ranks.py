@@ -23,7 +23,6 @@ import torch
 
 from .knn import Side, blocks
 
-
 #: Rows with more candidate items than this (and than the limit) are cut at the limit-th item.
 SORT_CAP_FROM = 4096
 #: Use numpy's faster kernels for three steps on the CPU. Off, the CPU runs exactly the torch code
