@@ -59,6 +59,7 @@ class FNMR(PairMetric):
         return _Order(wanted, ranges, [0] * len(wanted), [[] for _ in wanted])
 
     def consume(self, st: _Order, neg: torch.Tensor) -> None:
+        # +inf marks the pairs that are not negatives: never below lo nor inside a window
         for j, (lo, up) in enumerate(st.ranges):
             st.below[j] += (neg < lo).sum()  # a device count: no host sync per block
             st.inside[j].append(neg[(neg >= lo) & (neg <= up)])

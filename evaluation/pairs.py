@@ -10,8 +10,10 @@ There are N² pairs (3.7 × 10⁹ at Stanford Online Products size) but only abo
 positives, so the shared pass never holds the negatives: sweep 1 goes over the chunked distance
 blocks (``knn.blocks``) keeping the positive distances (sorted) and the number of negatives, plus
 a histogram of the negative distances when a metric asks for one; sweep 2, only when a metric
-needs it, streams the negative distances of each block to every metric's accumulator. One sweep
-costs one chunked matrix product over the pairs and holds one block.
+needs it, streams each block to every metric's accumulator. One sweep costs one chunked matrix
+product over the pairs and holds one block. The positives of a block are gathered from their
+columns (the gallery sorted by label) and then set to +inf, like the excluded pairs, so the block
+itself is the negatives: no mask over the block and no copy of it.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import torch
 from . import knn
 from .context import Context, key
 from .names import Metric
+from .ranks import ByLabel
 
 BINS = 1 << 16
 
@@ -42,18 +45,25 @@ class PairScores:
 
 def pair_blocks(qs: knn.Side, gs: knn.Side, cosine: bool,
                 backend: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield, block by block, the (positive, negative) distances of the included pairs."""
+    """Yield, block by block, ((p,) positive distances, (c, n_g) block of distances where every
+    pair but the negatives is +inf). The block is a reused buffer: consume it before advancing."""
+    by_label = ByLabel(gs)
+    width = int(by_label.runs(qs.labels)[1].max()) if len(qs.x) else 0
     for _, q, d in knn.blocks(qs, gs, cosine, backend, full=True):
         d = d.add_(1.0) if cosine else d.clamp_(min=0).sqrt_()
-        pos = gs.labels[None, :] == q.labels[:, None]
-        fin = torch.isfinite(d)  # excluded pairs are +inf
-        yield d[pos & fin], d[~pos & fin]
+        # the same pairs knn.exclude leaves finite: same label, not itself, not an ignored id
+        pc = by_label.positive_columns(q, width)
+        r, j = torch.nonzero(pc >= 0, as_tuple=True)
+        c = pc[r, j]
+        pos = d[r, c]
+        d[r, c] = float("inf")
+        yield pos, d
 
 
 class PairMetric(Metric):
     """A number from the distances of all pairs. ``prepare`` sees sweep 1's ``PairScores`` and
-    returns an accumulator state for sweep 2 (None: no second sweep needed); ``consume`` gets the
-    negative distances of each block; ``finish`` returns the value."""
+    returns an accumulator state for sweep 2 (None: no second sweep needed); ``consume`` gets each
+    (c, n_g) block with every pair but the negatives at +inf; ``finish`` returns the value."""
 
     kind = "pairs"
     uses_histogram = False
@@ -89,13 +99,17 @@ def _pair_metrics(qs: knn.Side, gs: knn.Side, metrics: list[PairMetric], cosine:
         hi = 2.0 * (1.0 if cosine else top) * 1.001
         hist = torch.zeros(BINS, dtype=torch.float64, device=qs.x.device)
     positives, n_neg = [], torch.zeros((), dtype=torch.long, device=qs.x.device)
-    for pos, neg in pair_blocks(qs, gs, cosine, backend):
+    for pos, d in pair_blocks(qs, gs, cosine, backend):
         positives.append(pos)
-        n_neg += len(neg)
         if hist is not None:
-            # clamp: rounding may push a distance a hair past its bound, and histc drops such values
-            hist += torch.histc(neg.clamp(0.0, hi), BINS, 0.0, hi).double()
-    hist = None if hist is None else hist.cpu()  # the counts stay on the device until the end
+            # histc drops +inf (the non-negatives) and values outside [0, hi]: 1 − cos may round
+            # below 0, so clamp there; no finite distance exceeds hi (|q − g| ≤ |q| + |g|, and hi
+            # has a 0.1 % margin)
+            hist += torch.histc(d.clamp_(min=0.0), BINS, 0.0, hi).double()
+        else:
+            n_neg += torch.isfinite(d).sum()
+    if hist is not None:
+        n_neg, hist = hist.sum(), hist.cpu()  # the counts stay on the device until the end
     s = PairScores(torch.sort(torch.cat(positives))[0], int(n_neg), hist, hi)
     states = [m.prepare(s) for m in metrics]
     if any(st is not None for st in states):

@@ -42,7 +42,9 @@ class PRAUC(PairMetric):
     def consume(self, state: tuple[torch.Tensor, torch.Tensor], neg: torch.Tensor) -> None:
         # slot = number of positives strictly closer; a negative is at distance ≤ d_j iff slot ≤ j
         pos, counts = state
-        counts += torch.bincount(torch.searchsorted(pos, neg), minlength=len(counts))
+        # +inf (the pairs that are not negatives) lands in slot P, which is never read
+        counts += torch.bincount(torch.searchsorted(pos, neg.reshape(-1)).reshape(-1),
+                                 minlength=len(counts))
 
     def finish(self, state: tuple[torch.Tensor, torch.Tensor] | None, s: PairScores) -> float:
         if state is None:

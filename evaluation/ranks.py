@@ -34,7 +34,7 @@ def _numpy(t: torch.Tensor) -> bool:
     return NUMPY_ON_CPU and t.device.type == "cpu"
 
 
-class _ByLabel:
+class ByLabel:
     """The gallery sorted by label, to list each query's same-label items without a loop."""
 
     def __init__(self, g: Side):
@@ -157,7 +157,7 @@ def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
     mAP_1000 on classes of thousands costs a partial sort per row, not a full one.
     Memory: one chunk of c × M integers, M = min(largest gallery class, limit).
     """
-    by_label = _ByLabel(gs)
+    by_label = ByLabel(gs)
     max_pos = int(by_label.runs(qs.labels)[1].max()) if len(qs.x) else 0
     width = max_pos if limit is None else min(max_pos, limit)
     mask = None
