@@ -148,7 +148,8 @@ def _first_positive(d: torch.Tensor, pc: torch.Tensor, mask: torch.Tensor) -> to
 
 def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
                    limit: int | None = None):
-    """Yield, chunk by chunk, ``(offset, first (c,), ranks (c, M))``.
+    """Yield, chunk by chunk, ``(offset, first (c,), ranks (c, M))``: int64 tensors on the
+    embeddings' device (the ranking never leaves it).
 
     ``first`` is the exact rank of each query's nearest relevant item over the whole gallery;
     ``ranks`` holds the sorted exact ranks of its relevant items that rank below ``limit`` (all of
