@@ -90,6 +90,12 @@ class Context:
             raise ValueError(f"backend must be 'torch' or 'faiss', got {backend!r}")
         if kmeans not in KMEANS:
             raise ValueError(f"kmeans must be one of {', '.join(KMEANS)}, got {kmeans!r}")
+        try:
+            dev = torch.device(device)
+        except RuntimeError:
+            raise ValueError(f"device must be cpu, cuda or cuda:N, got {device!r}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: no CUDA GPU is visible; use device 'cpu'")
         if n_clusters is not None and n_clusters < 1:
             raise ValueError(f"n_clusters must be at least 1, got {n_clusters}")
         if isinstance(embeds, torch.Tensor):  # stays on its device until moved to ``device``

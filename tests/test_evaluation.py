@@ -369,6 +369,24 @@ def test_non_finite_embeddings_are_refused_in_one_line(bad):
         evaluate(torch.from_numpy(x[:4]), LA[:4], ["mrr"])
 
 
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"device": "gpu"}, "device must be cpu, cuda or cuda:N"),
+    ({"kmeans": "sklearn"}, "kmeans must be one of"),
+    ({"backend": "annoy"}, "backend must be"),
+    ({"n_clusters": 0}, "n_clusters must be at least 1"),
+])
+def test_bad_options_are_one_line(kw, message):
+    with pytest.raises(ValueError, match=message) as err:
+        evaluate(XA, LA, ["nmi"], **kw)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message shown without a GPU")
+def test_cuda_without_a_gpu_is_one_line():
+    with pytest.raises(ValueError, match="no CUDA GPU is visible"):
+        evaluate(XA, LA, ["e_recall@1"], device="cuda")
+
+
 def test_cli_refuses_non_finite_embeddings(tmp_path, capsys):
     from evaluation.__main__ import main
     x = XA.copy()
