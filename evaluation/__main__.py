@@ -2,7 +2,8 @@
 
 Evaluates saved embeddings with the metrics of Roth et al., ICML 2020, Musgrave et al., ECCV 2020 and
 Open Metric Learning (see ``evaluation/__init__.py``). Prints a table; ``--json`` also writes
-metric → value (arrays as lists). Bad input gives a one-line error on stderr and exit code 2.
+metric → value (arrays as lists). Bad input (non-finite embeddings included) gives a one-line
+error on stderr and exit code 2.
 """
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import os
 import sys
 
 import numpy as np
+import torch
+
+from registry import RegistryError
 
 from . import check_metric_names, evaluate
-from registry import RegistryError
+from .context import check_finite
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", choices=("torch", "faiss"), default="torch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--n_clusters", type=int)
+    p.add_argument("--kmeans", choices=("auto", "faiss", "torch"), default="auto",
+                   help="k-means for nmi/ami/f1: auto = faiss on the CPU; on a GPU faiss-gpu when "
+                        "importable, else torch")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write metric → value here")
     return p
@@ -47,11 +54,15 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         check_metric_names(args.metrics)
-        res = evaluate(_load(args.embeddings, "--embeddings"), _load(args.labels, "--labels"), args.metrics,
+        embeds = _load(args.embeddings, "--embeddings")
+        if embeds.ndim == 2 and embeds.dtype.kind == "f":
+            check_finite(torch.from_numpy(embeds), f"--embeddings {args.embeddings}")
+        res = evaluate(embeds, _load(args.labels, "--labels"), args.metrics,
                        is_query=_load(args.is_query, "--is_query"), is_gallery=_load(args.is_gallery, "--is_gallery"),
                        categories=_load(args.categories, "--categories"),
                        ignore_ids=_load(args.ignore_ids, "--ignore_ids"), backend=args.backend,
-                       device=args.device, n_clusters=args.n_clusters, seed=args.seed)
+                       device=args.device, n_clusters=args.n_clusters, seed=args.seed,
+                       kmeans=args.kmeans)
     except (RegistryError, ValueError, TypeError, IndexError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2

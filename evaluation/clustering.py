@@ -1,4 +1,4 @@
-"""Clustering metrics from one faiss k-means: ``nmi``, ``ami`` and clustering ``f1``.
+"""Clustering metrics from one k-means: ``nmi``, ``ami`` and clustering ``f1``.
 
 NMI: Strehl & Ghosh, "Cluster Ensembles", JMLR 2002, with the arithmetic mean of the entropies
 (sklearn's default since 0.22; the original harness left it to the installed sklearn). AMI: Vinh et
@@ -9,7 +9,7 @@ Deviations from the original harness (Roth et al., ICML 2020):
 - the number of clusters defaults to the number of distinct labels of the evaluated samples; the
   original used the number of *training* classes, which is wrong on class-disjoint test sets;
 - k-means uses a fixed seed (faiss' default is used as-is otherwise: niter 20, one point per centroid
-  allowed);
+  allowed); on a GPU without faiss-gpu a torch k-means runs instead (``kmeans.py``);
 - the cosine variants (``c_nmi``, ``c_f1``, ``c_ami``) run spherical k-means on L2-normalised
   embeddings and assign with their *own* centroids (the original normalised the Euclidean centroids);
 - F1 counts pairs from the contingency table in one vectorised step; labelling each cluster by its
@@ -19,33 +19,41 @@ learning.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
-import torch
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 from sklearn.metrics.cluster import contingency_matrix
 
+from .context import Context, key
+from .kmeans import kmeans_assign
 from .names import METRICS, Metric
 
 
-def kmeans_assign(x: torch.Tensor, n_clusters: int, cosine: bool, seed: int = 0) -> np.ndarray:
-    """x: (N, D) → (N,) cluster ids of a seeded faiss k-means (niter 20)."""
-    import faiss
-    xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-    k = max(1, min(int(n_clusters), len(xs)))
-    km = faiss.Kmeans(xs.shape[1], k, niter=20, seed=seed, spherical=cosine, min_points_per_centroid=1,
-                      max_points_per_centroid=max(256, len(xs)), gpu=x.device.type == "cuda"
-                      and faiss.get_num_gpus() > 0, verbose=False)
-    km.train(xs)
-    if cosine:
-        return km.centroids.__matmul__(xs.T).argmax(0)
-    return km.index.search(xs, 1)[1][:, 0]
-
-
 class ClusteringMetric(Metric):
+    """A score of the labels against one k-means of the queries (per distance and category)."""
+
     kind = "clustering"
 
     def score(self, labels: np.ndarray, assign: np.ndarray) -> float:
         raise NotImplementedError
+
+    @classmethod
+    def run(cls, ctx: Context, metrics: list[Metric]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        assignments: dict[tuple, np.ndarray] = {}
+        for m in metrics:
+            for c, mask in ctx.groups:
+                sel = ctx.q_idx[mask[ctx.q_idx]]
+                if not len(sel):
+                    out[key(m.name, c)] = float("nan")
+                    continue
+                if (m.cosine, c) not in assignments:
+                    k = ctx.n_clusters or len(np.unique(ctx.labels[sel]))
+                    assignments[m.cosine, c] = kmeans_assign(ctx.rows(sel, m.cosine), k, m.cosine,
+                                                             ctx.seed, ctx.kmeans)
+                out[key(m.name, c)] = m.score(ctx.labels[sel], assignments[m.cosine, c])
+        return out
 
 
 @METRICS.register("nmi")

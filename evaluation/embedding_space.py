@@ -19,17 +19,31 @@ Learning", ICML 2020. ``pcf@r`` is the principal-component fraction of Open Metr
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
+from .context import Context, key
 from .names import METRICS, Metric
 
 
 class SpaceMetric(Metric):
+    """A statistic of the embeddings of every query and gallery sample (per category)."""
+
     kind = "space"
 
     def compute(self, x: torch.Tensor, labels: np.ndarray) -> float | np.ndarray:
         raise NotImplementedError
+
+    @classmethod
+    def run(cls, ctx: Context, metrics: list[Metric]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for c, mask in ctx.groups:
+            sel = np.nonzero((ctx.is_query | ctx.is_gallery) & mask)[0]
+            for m in metrics:
+                out[key(m.name, c)] = m.compute(ctx.rows(sel, m.cosine), ctx.labels[sel])
+        return out
 
 
 @METRICS.register("dists")

@@ -1,4 +1,4 @@
-"""The chunked, exact distance pass shared by every retrieval metric and by fnmr.
+"""The chunked, exact distance pass shared by every retrieval metric and the pair-score metrics.
 
 Queries go in chunks against the whole gallery, so no query × gallery matrix is ever held. A block is
 squared Euclidean through norms (``|g|² − 2 q·g``; ``|q|²`` is a per-row constant the ranking does not
@@ -31,7 +31,7 @@ class Side:
     labels: torch.Tensor
     ignore: torch.Tensor | None
 
-    def rows(self, sl) -> "Side":
+    def rows(self, sl) -> Side:
         return Side(self.x[sl], self.ids[sl], self.labels[sl], None if self.ignore is None else self.ignore[sl])
 
 

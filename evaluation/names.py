@@ -7,15 +7,19 @@ forms of Roth et al., "Revisiting Training Strategies and Generalization Perform
 Learning", ICML 2020 (``e_recall`` whose cosine form is ``c_recall``, ``mAP_c``, ``mAP_1000``...), and
 add Musgrave et al., "A Metric Learning Reality Check", ECCV 2020 (``precision_at_1``, ``r_precision``,
 ``mAP_at_r``, ``ami``) and Open Metric Learning (``cmc@k``, ``precision@k``, ``map@k``, ``fnmr@fmr``,
-``pcf@r``). Deviation from the original harness: names are parsed from a fixed table, never by
-substring tests, so a misspelt name fails at parse time with the list of valid spellings.
+``pcf@r``, and its users' requests ``ndcg@k``, ``pr_auc``). Deviation from the original harness:
+names are parsed from a fixed table, never by substring tests, so a misspelt name fails at parse
+time with the list of valid spellings.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    from .context import Context
 
 METRICS = Registry("metric", "metric")
 
@@ -23,20 +27,40 @@ METRICS = Registry("metric", "metric")
 class Metric:
     """Base class of a metric family.
 
-    ``kind`` says what the metric reads: ``"retrieval"`` (per-query values from the neighbour pass,
-    averaged over queries that have a positive), ``"clustering"`` (one k-means), ``"space"``
-    (embeddings directly) or ``"pairs"`` (all query-gallery distances).
+    ``kind`` names the shared pass the metric reads from. A *kind* is a direct subclass of
+    ``Metric`` that sets ``kind`` and implements ``run(ctx, metrics)``: the one expensive pass
+    (neighbour ranks, k-means, pair scores...) computed once for every metric of that kind, and
+    the per-category breakdown. Defining such a subclass registers the kind (``KINDS``); so a new
+    kind is one file: its class, its pass, its metrics. ``evaluate`` only groups names by kind.
     ``arg`` is ``None`` (no ``@``), ``"int"``, ``"float"`` or a tuple of allowed words.
     """
 
     spelling: str = ""
-    kind: str = "space"
+    kind: str = ""
     arg: Any = None
+    name: str = ""       # the name as requested (``c_recall@4``), set by ``ParsedName.build``
     context_params = ("value", "cosine")
 
     def __init__(self, value: Any, cosine: bool):
         self.value = value
         self.cosine = cosine
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "kind" in cls.__dict__:
+            if cls.kind in KINDS and KINDS[cls.kind] is not cls:
+                raise TypeError(f"metric kind {cls.kind!r} is defined twice: "
+                                f"{KINDS[cls.kind].__qualname__} and {cls.__qualname__}")
+            KINDS[cls.kind] = cls
+
+    @classmethod
+    def run(cls, ctx: Context, metrics: list[Metric]) -> dict[str, Any]:
+        """Every value of ``metrics`` (all of this kind): ``{name or name/cat=<c>: value}``."""
+        raise NotImplementedError(f"{cls.__qualname__} defines no shared pass")
+
+
+#: kind name → the class whose ``run`` computes every metric of that kind.
+KINDS: dict[str, type[Metric]] = {}
 
 
 @dataclass(frozen=True)
@@ -47,7 +71,9 @@ class ParsedName:
     cosine: bool
 
     def build(self) -> Metric:
-        return METRICS.get(self.family)(value=self.value, cosine=self.cosine)
+        m = METRICS.get(self.family)(value=self.value, cosine=self.cosine)
+        m.name = self.name
+        return m
 
 
 def _spellings() -> dict[str, tuple[str, bool]]:

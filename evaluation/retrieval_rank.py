@@ -15,49 +15,10 @@ its k neighbours); ``mAP`` is divided by R, the number of relevant gallery items
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import torch
 
-import numpy as np
-
-from .names import METRICS, Metric
-
-
-@dataclass
-class View:
-    """Valid queries only. ranks: (n, M) sorted 0-based ranks of the relevant items that rank below
-    the pass's limit, padded with a value ≥ any real rank; n_pos, labels: (n,); first: (n,) exact
-    rank of the nearest relevant item."""
-
-    ranks: np.ndarray
-    n_pos: np.ndarray
-    labels: np.ndarray
-    first: np.ndarray
-
-    def hits_within(self, k: float) -> np.ndarray:
-        """(n, M) whether the j-th relevant item is ranked among the first k (and exists)."""
-        return (self.ranks < k) & (np.arange(self.ranks.shape[1])[None, :] < self.n_pos[:, None])
-
-    def ap_sum(self, k: float) -> np.ndarray:
-        """(n,) Σ_{i≤k} P(i)·hit_i: the j-th relevant item at rank r contributes j/r (1-based)."""
-        prec = np.arange(1, self.ranks.shape[1] + 1)[None, :] / (self.ranks + 1.0)
-        return np.where(self.hits_within(k), prec, 0.0).sum(1)
-
-
-class RetrievalMetric(Metric):
-    """A per-query retrieval quantity. ``depth()`` says how far down the ranking it looks:
-    0 (only the nearest relevant item), k (the top k), "R" (the top R, R = relevant items) or
-    None (the whole ranking); the pass ranks no deeper than the deepest requested metric."""
-
-    kind = "retrieval"
-
-    def depth(self) -> int | str | None:
-        return None
-
-    def per_query(self, v: View) -> np.ndarray:
-        raise NotImplementedError
-
-    def aggregate(self, per_query: np.ndarray, labels: np.ndarray) -> float:
-        return float(per_query.mean()) if len(per_query) else float("nan")
+from .names import METRICS
+from .retrieval import RetrievalMetric, View
 
 
 class _RankBelow(RetrievalMetric):
@@ -70,8 +31,8 @@ class _RankBelow(RetrievalMetric):
     def check_value(k: int) -> str | None:
         return None if k >= 1 else "k must be at least 1"
 
-    def per_query(self, v: View) -> np.ndarray:
-        return (v.first < self.value).astype(np.float64)
+    def per_query(self, v: View) -> torch.Tensor:
+        return (v.first < self.value).double()
 
 
 @METRICS.register("e_recall")
@@ -91,8 +52,8 @@ class PrecisionAt1(RetrievalMetric):
     def depth(self) -> int:
         return 0
 
-    def per_query(self, v: View) -> np.ndarray:
-        return (v.first == 0).astype(np.float64)
+    def per_query(self, v: View) -> torch.Tensor:
+        return (v.first == 0).double()
 
 
 @METRICS.register("mrr")
@@ -102,7 +63,7 @@ class MRR(RetrievalMetric):
     def depth(self) -> int:
         return 0
 
-    def per_query(self, v: View) -> np.ndarray:
+    def per_query(self, v: View) -> torch.Tensor:
         return 1.0 / (v.first + 1.0)
 
 
@@ -112,5 +73,5 @@ class MAPFull(RetrievalMetric):
 
     spelling = "mAP"
 
-    def per_query(self, v: View) -> np.ndarray:
-        return v.ap_sum(np.inf) / v.n_pos
+    def per_query(self, v: View) -> torch.Tensor:
+        return v.ap_sum(float("inf")) / v.n_pos

@@ -19,9 +19,10 @@ R is the number of relevant gallery items of a query (the query itself and ignor
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .names import METRICS
-from .retrieval_rank import RetrievalMetric, View
+from .retrieval import RetrievalMetric, View
 
 
 @METRICS.register("r_precision")
@@ -31,7 +32,7 @@ class RPrecision(RetrievalMetric):
     def depth(self) -> str:
         return "R"
 
-    def per_query(self, v: View) -> np.ndarray:
+    def per_query(self, v: View) -> torch.Tensor:
         return (v.ranks < v.n_pos[:, None]).sum(1) / v.n_pos
 
 
@@ -44,9 +45,8 @@ class MAPAtR(RetrievalMetric):
     def depth(self) -> str:
         return "R"
 
-    def per_query(self, v: View) -> np.ndarray:
-        prec = np.arange(1, v.ranks.shape[1] + 1)[None, :] / (v.ranks + 1.0)
-        return np.where(v.ranks < v.n_pos[:, None], prec, 0.0).sum(1) / v.n_pos
+    def per_query(self, v: View) -> torch.Tensor:
+        return torch.where(v.ranks < v.n_pos[:, None], v.precision(), 0.0).sum(1) / v.n_pos
 
 
 @METRICS.register("map_c")
@@ -76,8 +76,8 @@ class _TopK(RetrievalMetric):
     def check_value(k: int) -> str | None:
         return None if k >= 1 else "k must be at least 1"
 
-    def per_query(self, v: View) -> np.ndarray:
-        return v.ap_sum(self.top()) / np.minimum(self.top(), v.n_pos)
+    def per_query(self, v: View) -> torch.Tensor:
+        return v.ap_sum(self.top()) / v.n_pos.clamp(max=self.top())
 
 
 @METRICS.register("map_1000")
@@ -107,5 +107,5 @@ class PrecisionAtK(_TopK):
 
     arg = "int"
 
-    def per_query(self, v: View) -> np.ndarray:
-        return v.hits_within(self.top()).sum(1) / np.minimum(self.top(), v.n_pos)
+    def per_query(self, v: View) -> torch.Tensor:
+        return v.hits_within(self.top()).sum(1) / v.n_pos.clamp(max=self.top())
