@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     setup = parser.add_argument_group("setup and logging")
     setup.add_argument("--gpu", type=int, nargs="+", default=[0], help="CUDA device id(s)")
     setup.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    setup.add_argument("--gpu_share_ranks", action="store_true",
+                       help="under torchrun, let several ranks share a GPU (rank r on GPU r mod "
+                            "the GPUs available; gloo); without it each rank needs its own GPU")
     setup.add_argument("--save_path", default="Training_Results", help="root of all run folders")
     setup.add_argument("--savename", default="group_plus_seed",
                        help="run folder name; group_plus_seed gives <group>_s<seed>")
