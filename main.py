@@ -39,8 +39,11 @@ def make_loader(dataset, opt, device, **kwargs) -> torch.utils.data.DataLoader:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     opt = parameters.parse_args(argv)
-    ctx = distributed.setup(use_cuda=opt.device != "cpu" and torch.cuda.is_available())
-    device = training.resolve_device(opt.device, opt.gpu, ctx.local_rank)
+    try:
+        ctx, device = distributed.start(opt.device, opt.gpu, share_ranks=opt.gpu_share_ranks)
+    except distributed.DeviceError as err:
+        print(f"main.py: error: {err}", file=sys.stderr)
+        return 2
     training.seed_everything(opt.seed)
     log = print if ctx.is_main else (lambda *a, **k: None)
 
@@ -78,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     eval_loaders = {name: make_loader(ds, opt, device, batch_size=opt.bs, shuffle=False)
                     for name, ds in eval_splits.items()}
 
-    miner = MINERS.build(opt.batch_mining, opt, seed=opt.seed + ctx.rank)
+    # one seed on every rank: each rank mines the same tuples from the gathered global batch
+    miner = MINERS.build(opt.batch_mining, opt, seed=opt.seed)
     loss_fn = LOSSES.build(opt.loss, opt, miner=miner, n_classes=n_classes,
                            embed_dim=opt.embed_dim).to(device)
     model = model.to(device)
@@ -161,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(start_epoch + 1, opt.n_epochs + 1):
         sampler.set_epoch(epoch)
         logs = training.train_one_epoch(
-            net, train_loader, loss_fn, optimizer, device, epoch=epoch,
-            iters=opt.iters_per_epoch, amp=opt.amp, scaler=scaler, grad_clip=opt.grad_clip,
-            sampler=sampler, show_progress=ctx.is_main,
+            net, train_loader, distributed.global_batch_loss(loss_fn, ctx), optimizer, device,
+            epoch=epoch, iters=opt.iters_per_epoch, amp=opt.amp, scaler=scaler,
+            grad_clip=opt.grad_clip, sampler=distributed.share_embeddings(sampler, ctx),
+            show_progress=ctx.is_main,
             after_backward=lambda: distributed.average_gradients(loss_fn, ctx))
         scheduler.step()
         train_time += logs["time_s"]
