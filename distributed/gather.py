@@ -40,6 +40,9 @@ def _counts(n: int, ctx: DistContext, device: torch.device) -> list[int]:
 
 def _gather(x: torch.Tensor, ctx: DistContext) -> tuple[torch.Tensor, int]:
     """(rows of every rank concatenated in rank order, offset of this rank's rows)."""
+    if dist.get_backend() == "nccl" and not x.is_cuda:   # NCCL moves CUDA tensors only
+        out, offset = _gather(x.cuda(), ctx)
+        return out.to(x.device), offset
     counts = _counts(len(x), ctx, x.device)
     offset = sum(counts[:ctx.rank])
     # zeros elsewhere make the sum an exact copy (x + 0 == x in floating point)
