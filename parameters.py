@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optim", default="adam", choices=["adam", "adamw", "sgd"])
     train.add_argument("--grad_clip", type=float, default=0, help="clip gradient norm (0: off)")
     train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    train.add_argument("--amp_dtype", default="auto", choices=["auto", "bf16", "fp16"],
+                       help="autocast dtype of --amp; auto: bf16 where the GPU has it (no loss "
+                            "scaling), else fp16 with a GradScaler")
+    train.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
+                       help="NHWC weights and inputs on CUDA (tensor-core convolutions)")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the network (needs a C++ compiler for inductor)")
     train.add_argument("--loss", default="margin", help=f"one of: {_names(LOSSES)}")
     train.add_argument("--batch_mining", default="distance", help=f"one of: {_names(MINERS)}")
 
