@@ -21,6 +21,7 @@ import evaluation
 import parameters
 import training
 from architectures import build_model
+from training import acceleration
 from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                                  samples_per_class=opt.samples_per_class, seed=opt.seed,
                                  categories=train_set.categories, rank=ctx.rank,
                                  world_size=ctx.world_size)
+        amp = acceleration.amp_dtype(device, opt.amp_dtype) if opt.amp else None
+        acceleration.check_compile(opt.compile)
     except (FileNotFoundError, ValueError, RegistryError, datasets.DatasetError) as err:
         print(f"main.py: error: {err}", file=sys.stderr)
         return 2
@@ -85,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     miner = MINERS.build(opt.batch_mining, opt, seed=opt.seed)
     loss_fn = LOSSES.build(opt.loss, opt, miner=miner, n_classes=n_classes,
                            embed_dim=opt.embed_dim).to(device)
-    model = model.to(device)
+    model = acceleration.use_channels_last(model.to(device), device, opt.channels_last)
     optimizer = training.build_optimizer(opt, model, loss_fn)
     scheduler = training.build_scheduler(opt, optimizer)
-    scaler = torch.amp.GradScaler("cuda") if opt.amp else None
-    net = distributed.wrap(model, ctx, device)
+    scaler = acceleration.grad_scaler(amp, device)     # fp16 only; bf16 needs no loss scaling
+    net = acceleration.compile_model(distributed.wrap(model, ctx, device), opt.compile)
 
     split = opt.selection_split if opt.selection_split != "auto" else \
         ("val" if "val" in splits else "test")
@@ -115,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                       opt.as_dict()) if (opt.log_online and ctx.is_main) else None
     log(f"dataset {opt.dataset} ({len(train_set)} train images, {n_classes} classes) | "
         f"arch {opt.arch} | loss {opt.loss} | miner {opt.batch_mining} | sampler "
-        f"{opt.data_sampler} | device {device} | run {record.dir}")
+        f"{opt.data_sampler} | device {device} "
+        f"({acceleration.describe(amp, opt.channels_last, opt.compile, device)}) | run {record.dir}")
 
     def evaluate_and_record(epoch: int, train_logs: dict | None) -> None:
         results = {}
@@ -166,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         sampler.set_epoch(epoch)
         logs = training.train_one_epoch(
             net, train_loader, distributed.global_batch_loss(loss_fn, ctx), optimizer, device,
-            epoch=epoch, iters=opt.iters_per_epoch, amp=opt.amp, scaler=scaler,
+            epoch=epoch, iters=opt.iters_per_epoch, amp=amp, scaler=scaler,
             grad_clip=opt.grad_clip, sampler=distributed.share_embeddings(sampler, ctx),
             show_progress=ctx.is_main,
             after_backward=lambda: distributed.average_gradients(loss_fn, ctx))
