@@ -21,13 +21,13 @@ import evaluation
 import parameters
 import training
 from architectures import build_model
-from training import acceleration
 from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
 from registry import RegistryError
 from runrecord import RunConflict, RunRecord, Selection, WandbSink, run_name
 from runrecord.report import format_table
+from training import acceleration
 
 
 def make_loader(dataset, opt, device, **kwargs) -> torch.utils.data.DataLoader:
