@@ -9,10 +9,23 @@ Multi-node: ``torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_
 host0:29500 --rdzv_id run1 main.py …`` on every node (see the README).
 """
 from distributed.devices import DeviceError, resolve_device
-from distributed.gather import (GlobalBatchLoss, gather_rows, gather_with_grad,
-                                global_batch_loss, share_embeddings)
-from distributed.process import (DistContext, average_gradients, backend_for, barrier, cleanup,
-                                 setup, start, wrap)
+from distributed.gather import (
+    GlobalBatchLoss,
+    gather_rows,
+    gather_with_grad,
+    global_batch_loss,
+    share_embeddings,
+)
+from distributed.process import (
+    DistContext,
+    average_gradients,
+    backend_for,
+    barrier,
+    cleanup,
+    setup,
+    start,
+    wrap,
+)
 
 __all__ = ["DeviceError", "DistContext", "GlobalBatchLoss", "average_gradients", "backend_for",
            "barrier", "cleanup", "gather_rows", "gather_with_grad", "global_batch_loss",

@@ -50,7 +50,7 @@ def resolve_device(choice: str, gpu_ids: Sequence[int] = (0,), share_ranks: bool
     if not torch.cuda.is_available():
         raise DeviceError("--device cuda needs a CUDA GPU; none is visible (use --device cpu)")
     visible = torch.cuda.device_count()
-    world, local, local_world = launch_env(env)
+    _, local, local_world = launch_env(env)
     pool = gpu_pool(gpu_ids, visible, local is not None)
     if local is None:
         return torch.device("cuda", pool[0])
@@ -67,7 +67,7 @@ def shares_gpu(device: torch.device, gpu_ids: Sequence[int] = (0,),
     """Whether several ranks of this node run on one GPU (then NCCL cannot be used)."""
     if device.type != "cuda":
         return False
-    world, local, local_world = launch_env(env)
+    _, local, local_world = launch_env(env)
     if local is None:
         return False
     return local_world > len(gpu_pool(gpu_ids, torch.cuda.device_count(), True))

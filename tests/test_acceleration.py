@@ -54,7 +54,7 @@ def _loss_and_grads(net, x, labels, dtype=None) -> tuple[torch.Tensor, list[torc
 
 
 def test_channels_last_changes_layout_not_result():
-    x, labels = _batch()
+    x, _ = _batch()
     ref = _net()
     out_ref = ref(x)
     net = acceleration.use_channels_last(_net(), torch.device("cuda"))   # nothing runs on CUDA
