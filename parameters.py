@@ -83,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--samples_per_class", type=int, default=2,
                       help="samples per class in a batch (must divide --bs)")
     data.add_argument("--kernels", type=int, default=6, help="DataLoader worker processes")
+    data.add_argument("--prefetch_factor", type=int, default=4,
+                      help="batches each loader worker keeps ready")
+    data.add_argument("--decoded_cache", default="",
+                      help="folder (e.g. /dev/shm/dmlbench) for a decoded uint8 copy of image-file "
+                           "datasets, built once and memory-mapped by every worker ('': off)")
+    data.add_argument("--decoded_cache_side", type=int, default=0,
+                      help="shorter side images are stored at in the decoded cache (0: as decoded, "
+                           "identical results; the eval resize keeps evaluation identical)")
+    data.add_argument("--gpu_decode", action="store_true",
+                      help="decode JPEGs and run the augmentations on the GPU (workers read bytes)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--lr", type=float, default=1e-5, help="backbone learning rate")
@@ -195,10 +205,16 @@ def validate(opt: argparse.Namespace) -> None:
     if opt.n_epochs < 0 or opt.eval_every < 1 or opt.iters_per_epoch < 0 or opt.kernels < 0:
         raise ValueError("--n_epochs, --iters_per_epoch and --kernels must be >= 0, "
                          "--eval_every >= 1")
-    if opt.device == "cuda" or opt.amp or opt.evaluate_on_gpu:
+    if opt.prefetch_factor < 1 or opt.decoded_cache_side < 0:
+        raise ValueError("--prefetch_factor must be >= 1 and --decoded_cache_side >= 0")
+    if opt.gpu_decode and (opt.decoded_cache or opt.rotation_classes > 1 or opt.device == "cpu"):
+        raise ValueError("--gpu_decode cannot be combined with --decoded_cache, --rotation_classes "
+                         "or --device cpu; drop one")
+    if opt.device == "cuda" or opt.amp or opt.evaluate_on_gpu or opt.gpu_decode:
         import torch
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda, --amp and --evaluate_on_gpu need a CUDA GPU; "
+            raise ValueError("--device cuda, --amp, --evaluate_on_gpu and --gpu_decode need a CUDA "
+                             "GPU; "
                              "none is visible")
 
 
