@@ -13,7 +13,6 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 import datasets
 import distributed
@@ -24,17 +23,17 @@ from architectures import build_model
 from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
+from datasets import pipeline
 from registry import RegistryError
 from runrecord import RunConflict, RunRecord, Selection, WandbSink, run_name
 from runrecord.report import format_table
 from training import acceleration
 
 
-def make_loader(dataset, opt, device, **kwargs) -> torch.utils.data.DataLoader:
-    workers = opt.kernels
-    return torch.utils.data.DataLoader(
-        dataset, num_workers=workers, pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0, worker_init_fn=training.worker_init, **kwargs)
+def make_loader(dataset, opt, device, **kwargs):
+    return pipeline.make_loader(dataset, workers=opt.kernels, device=device,
+                                gpu_decode=opt.gpu_decode, prefetch_factor=opt.prefetch_factor,
+                                worker_init_fn=training.worker_init, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +64,13 @@ def main(argv: list[str] | None = None) -> int:
                             pretrained=not opt.not_pretrained, weights_path=opt.pretrained_weights,
                             image_size=opt.image_size, image_resize=opt.image_resize)
         splits = datasets.build_splits(opt, model.image_spec)
+        if opt.decoded_cache:   # rank 0 decodes while the others wait, then they map its copy
+            if not ctx.is_main:
+                distributed.barrier(ctx)
+            pipeline.use_decoded_cache(splits, opt.dataset, opt.decoded_cache,
+                                       opt.decoded_cache_side, workers=max(opt.kernels, 1))
+            if ctx.is_main:
+                distributed.barrier(ctx)
         train_set = splits["train"]
         sampler = SAMPLERS.build(opt.data_sampler, opt, labels=train_set.labels, batch_size=opt.bs,
                                  samples_per_class=opt.samples_per_class, seed=opt.seed,
