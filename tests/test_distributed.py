@@ -207,3 +207,15 @@ def test_torchrun_two_ranks_train_and_record_once(tmp_path):
     loops = [r for r in rows if r["split"] == "train_loop"]
     assert [r["iterations"] for r in loops] == [2, 2]
     assert json.load(open(folder / "summary.json"))["finished"]
+
+
+def test_main_stops_with_one_line_when_a_rank_has_no_gpu(gpus, monkeypatch, tmp_path, capsys):
+    import main
+    gpus(1)
+    for key, value in _torchrun_env(1, 2).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda d: pytest.fail(f"asked for {d}"))
+    code = main.main(["--dataset", "glyphs", "--source_path", str(tmp_path), "--save_path",
+                      str(tmp_path / "runs"), "--arch", "smallnet_normalize", "--not_pretrained"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "--nproc_per_node 1" in err

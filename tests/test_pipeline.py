@@ -134,3 +134,29 @@ def test_loader_options_for_a_gpu_node():
     assert not loader.pin_memory and not loader.persistent_workers
     with pytest.raises(ValueError, match="--prefetch_factor must be >= 1"):
         make_loader(ds, workers=2, device=CPU, prefetch_factor=0, batch_size=2)
+
+
+def test_main_trains_from_the_decoded_cache(tree, tmp_path, capsys):
+    import main
+    cache = tmp_path / "cache"
+    args = ["--dataset", "cub200", "--source_path", str(tree), "--decoded_cache", str(cache),
+            "--save_path", str(tmp_path / "runs"), "--project", "p", "--group", "g",
+            "--arch", "smallnet_normalize", "--not_pretrained", "--embed_dim", "8",
+            "--image_size", "24", "--bs", "4", "--samples_per_class", "2", "--n_epochs", "1",
+            "--iters_per_epoch", "2", "--kernels", "0", "--evaluation_metrics", "e_recall@1"]
+    assert main.main(args) == 0
+    assert "fp32, NCHW" in capsys.readouterr().out     # the step's settings are logged
+    assert len(list(cache.glob("cub200_*/pixels.u8"))) == 2      # train and test, built once
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--gpu_decode", "--decoded_cache", "/dev/shm/x"], "cannot be combined"),
+    (["--gpu_decode", "--device", "cpu"], "cannot be combined"),
+    (["--prefetch_factor", "0"], "--prefetch_factor must be >= 1"),
+    (["--decoded_cache_side", "-1"], "--decoded_cache_side >= 0"),
+])
+def test_pipeline_flags_fail_at_parse_time(flags, message, capsys):
+    import parameters
+    with pytest.raises(SystemExit) as err:
+        parameters.parse_args(["--dataset", "glyphs", *flags])
+    assert err.value.code == 2 and message in capsys.readouterr().err
