@@ -120,6 +120,15 @@ def _step(net, model, loss_fn, train_loss, opt, x, labels, ctx) -> dict:
             "params": {k: p.detach().clone() for k, p in net.named_parameters()}}
 
 
+class _Store:
+    """Stands in for an embedding-store sampler: records what it is asked to store."""
+
+    needs_embeddings = True
+
+    def update_embeddings(self, indices, embeds) -> None:
+        self.rows = (np.asarray(indices), embeds)
+
+
 def _rank(rank: int, init: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=WORLD)
     ctx = distributed.DistContext(rank, WORLD, rank)
@@ -135,8 +144,11 @@ def _rank(rank: int, init: str, out_dir: str) -> None:
         results[loss_name] = out
     # the embedding store: rank r contributes 3 + r rows; both ranks must store all 7
     idx = np.arange(10 * rank, 10 * rank + 3 + rank)
-    rows, embeds = distributed.gather_rows(idx, torch.full((len(idx), 2), float(rank)), ctx)
-    results["store"] = (rows, embeds)
+    store = _Store()
+    shared = distributed.share_embeddings(store, ctx)
+    assert shared is not store and shared.needs_embeddings
+    shared.update_embeddings(idx, torch.full((len(idx), 2), float(rank)))   # as the loop calls it
+    results["store"] = store.rows
     torch.save(results, os.path.join(out_dir, f"rank{rank}.pt"))
     dist.destroy_process_group()
 
@@ -169,6 +181,7 @@ def test_ddp_step_equals_one_process_on_the_global_batch(tmp_path):
             # the tuples span both ranks' rows: mining saw the global batch
             assert (torch.cat(list(mined[0])) >= PER_RANK).any()
             assert (torch.cat(list(mined[0])) < PER_RANK).any()
+    assert distributed.share_embeddings(_Store(), one).__class__ is _Store   # one process: as is
     for rows, embeds in (res["store"] for res in ranks):
         assert rows.tolist() == [0, 1, 2, 10, 11, 12, 13]
         assert embeds[:, 0].tolist() == [0, 0, 0, 1, 1, 1, 1]
