@@ -214,8 +214,7 @@ def validate(opt: argparse.Namespace) -> None:
         import torch
         if not torch.cuda.is_available():
             raise ValueError("--device cuda, --amp, --evaluate_on_gpu and --gpu_decode need a CUDA "
-                             "GPU; "
-                             "none is visible")
+                             "GPU; none is visible")
 
 
 def allowed_miners(loss: str) -> list[str]:
