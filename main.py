@@ -13,7 +13,6 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 import datasets
 import distributed
@@ -24,23 +23,27 @@ from architectures import build_model
 from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
+from datasets import pipeline
 from registry import RegistryError
 from runrecord import RunConflict, RunRecord, Selection, WandbSink, run_name
 from runrecord.report import format_table
+from training import acceleration
 
 
-def make_loader(dataset, opt, device, **kwargs) -> torch.utils.data.DataLoader:
-    workers = opt.kernels
-    return torch.utils.data.DataLoader(
-        dataset, num_workers=workers, pin_memory=device.type == "cuda",
-        persistent_workers=workers > 0, worker_init_fn=training.worker_init, **kwargs)
+def make_loader(dataset, opt, device, **kwargs):
+    return pipeline.make_loader(dataset, workers=opt.kernels, device=device,
+                                gpu_decode=opt.gpu_decode, prefetch_factor=opt.prefetch_factor,
+                                worker_init_fn=training.worker_init, **kwargs)
 
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     opt = parameters.parse_args(argv)
-    ctx = distributed.setup(use_cuda=opt.device != "cpu" and torch.cuda.is_available())
-    device = training.resolve_device(opt.device, opt.gpu, ctx.local_rank)
+    try:
+        ctx, device = distributed.start(opt.device, opt.gpu, share_ranks=opt.gpu_share_ranks)
+    except distributed.DeviceError as err:
+        print(f"main.py: error: {err}", file=sys.stderr)
+        return 2
     training.seed_everything(opt.seed)
     log = print if ctx.is_main else (lambda *a, **k: None)
 
@@ -61,11 +64,20 @@ def main(argv: list[str] | None = None) -> int:
                             pretrained=not opt.not_pretrained, weights_path=opt.pretrained_weights,
                             image_size=opt.image_size, image_resize=opt.image_resize)
         splits = datasets.build_splits(opt, model.image_spec)
+        if opt.decoded_cache:   # rank 0 decodes while the others wait, then they map its copy
+            if not ctx.is_main:
+                distributed.barrier(ctx)
+            pipeline.use_decoded_cache(splits, opt.dataset, opt.decoded_cache,
+                                       opt.decoded_cache_side, workers=max(opt.kernels, 1))
+            if ctx.is_main:
+                distributed.barrier(ctx)
         train_set = splits["train"]
         sampler = SAMPLERS.build(opt.data_sampler, opt, labels=train_set.labels, batch_size=opt.bs,
                                  samples_per_class=opt.samples_per_class, seed=opt.seed,
                                  categories=train_set.categories, rank=ctx.rank,
                                  world_size=ctx.world_size)
+        amp = acceleration.amp_dtype(device, opt.amp_dtype) if opt.amp else None
+        acceleration.check_compile(opt.compile)
     except (FileNotFoundError, ValueError, RegistryError, datasets.DatasetError) as err:
         print(f"main.py: error: {err}", file=sys.stderr)
         return 2
@@ -78,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
     eval_loaders = {name: make_loader(ds, opt, device, batch_size=opt.bs, shuffle=False)
                     for name, ds in eval_splits.items()}
 
-    miner = MINERS.build(opt.batch_mining, opt, seed=opt.seed + ctx.rank)
+    # one seed on every rank: each rank mines the same tuples from the gathered global batch
+    miner = MINERS.build(opt.batch_mining, opt, seed=opt.seed)
     loss_fn = LOSSES.build(opt.loss, opt, miner=miner, n_classes=n_classes,
                            embed_dim=opt.embed_dim).to(device)
-    model = model.to(device)
+    model = acceleration.use_channels_last(model.to(device), device, opt.channels_last)
     optimizer = training.build_optimizer(opt, model, loss_fn)
     scheduler = training.build_scheduler(opt, optimizer)
-    scaler = torch.amp.GradScaler("cuda") if opt.amp else None
-    net = distributed.wrap(model, ctx, device)
+    scaler = acceleration.grad_scaler(amp, device)     # fp16 only; bf16 needs no loss scaling
+    net = acceleration.compile_model(distributed.wrap(model, ctx, device), opt.compile)
 
     split = opt.selection_split if opt.selection_split != "auto" else \
         ("val" if "val" in splits else "test")
@@ -111,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                       opt.as_dict()) if (opt.log_online and ctx.is_main) else None
     log(f"dataset {opt.dataset} ({len(train_set)} train images, {n_classes} classes) | "
         f"arch {opt.arch} | loss {opt.loss} | miner {opt.batch_mining} | sampler "
-        f"{opt.data_sampler} | device {device} | run {record.dir}")
+        f"{opt.data_sampler} | device {device} "
+        f"({acceleration.describe(amp, opt.channels_last, opt.compile, device)}) | run {record.dir}")
 
     def evaluate_and_record(epoch: int, train_logs: dict | None) -> None:
         results = {}
@@ -161,9 +175,10 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(start_epoch + 1, opt.n_epochs + 1):
         sampler.set_epoch(epoch)
         logs = training.train_one_epoch(
-            net, train_loader, loss_fn, optimizer, device, epoch=epoch,
-            iters=opt.iters_per_epoch, amp=opt.amp, scaler=scaler, grad_clip=opt.grad_clip,
-            sampler=sampler, show_progress=ctx.is_main,
+            net, train_loader, distributed.global_batch_loss(loss_fn, ctx), optimizer, device,
+            epoch=epoch, iters=opt.iters_per_epoch, amp=amp, scaler=scaler,
+            grad_clip=opt.grad_clip, sampler=distributed.share_embeddings(sampler, ctx),
+            show_progress=ctx.is_main,
             after_backward=lambda: distributed.average_gradients(loss_fn, ctx))
         scheduler.step()
         train_time += logs["time_s"]

@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--samples_per_class", type=int, default=2,
                       help="samples per class in a batch (must divide --bs)")
     data.add_argument("--kernels", type=int, default=6, help="DataLoader worker processes")
+    data.add_argument("--prefetch_factor", type=int, default=4,
+                      help="batches each loader worker keeps ready")
+    data.add_argument("--decoded_cache", default="",
+                      help="folder (e.g. /dev/shm/dmlbench) for a decoded uint8 copy of image-file "
+                           "datasets, built once and memory-mapped by every worker ('': off)")
+    data.add_argument("--decoded_cache_side", type=int, default=0,
+                      help="shorter side images are stored at in the decoded cache (0: as decoded, "
+                           "identical results; the eval resize keeps evaluation identical)")
+    data.add_argument("--gpu_decode", action="store_true",
+                      help="decode JPEGs and run the augmentations on the GPU (workers read bytes)")
 
     train = parser.add_argument_group("training")
     train.add_argument("--lr", type=float, default=1e-5, help="backbone learning rate")
@@ -98,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--optim", default="adam", choices=["adam", "adamw", "sgd"])
     train.add_argument("--grad_clip", type=float, default=0, help="clip gradient norm (0: off)")
     train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
+    train.add_argument("--amp_dtype", default="auto", choices=["auto", "bf16", "fp16"],
+                       help="autocast dtype of --amp; auto: bf16 where the GPU has it (no loss "
+                            "scaling), else fp16 with a GradScaler")
+    train.add_argument("--channels_last", action=argparse.BooleanOptionalAction, default=True,
+                       help="NHWC weights and inputs on CUDA (tensor-core convolutions)")
+    train.add_argument("--compile", action="store_true",
+                       help="torch.compile the network (needs a C++ compiler for inductor)")
     train.add_argument("--loss", default="margin", help=f"one of: {_names(LOSSES)}")
     train.add_argument("--batch_mining", default="distance", help=f"one of: {_names(MINERS)}")
 
@@ -135,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     setup = parser.add_argument_group("setup and logging")
     setup.add_argument("--gpu", type=int, nargs="+", default=[0], help="CUDA device id(s)")
     setup.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    setup.add_argument("--gpu_share_ranks", action="store_true",
+                       help="under torchrun, let several ranks share a GPU (rank r on GPU r mod "
+                            "the GPUs available; gloo); without it each rank needs its own GPU")
     setup.add_argument("--save_path", default="Training_Results", help="root of all run folders")
     setup.add_argument("--savename", default="group_plus_seed",
                        help="run folder name; group_plus_seed gives <group>_s<seed>")
@@ -181,11 +201,16 @@ def validate(opt: argparse.Namespace) -> None:
     if opt.n_epochs < 0 or opt.eval_every < 1 or opt.iters_per_epoch < 0 or opt.kernels < 0:
         raise ValueError("--n_epochs, --iters_per_epoch and --kernels must be >= 0, "
                          "--eval_every >= 1")
-    if opt.device == "cuda" or opt.amp or opt.evaluate_on_gpu:
+    if opt.prefetch_factor < 1 or opt.decoded_cache_side < 0:
+        raise ValueError("--prefetch_factor must be >= 1 and --decoded_cache_side >= 0")
+    if opt.gpu_decode and (opt.decoded_cache or opt.rotation_classes > 1 or opt.device == "cpu"):
+        raise ValueError("--gpu_decode cannot be combined with --decoded_cache, --rotation_classes "
+                         "or --device cpu; drop one")
+    if opt.device == "cuda" or opt.amp or opt.evaluate_on_gpu or opt.gpu_decode:
         import torch
         if not torch.cuda.is_available():
-            raise ValueError("--device cuda, --amp and --evaluate_on_gpu need a CUDA GPU; "
-                             "none is visible")
+            raise ValueError("--device cuda, --amp, --evaluate_on_gpu and --gpu_decode need a CUDA "
+                             "GPU; none is visible")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> FrozenNamespace:

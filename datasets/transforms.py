@@ -53,6 +53,8 @@ class Normalise:
         self.std = torch.tensor(image_spec.std[:c], dtype=torch.float32).view(-1, 1, 1)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        if self.mean.device != img.device:    # images decoded on the GPU (datasets.gpu_decode)
+            self.mean, self.std = self.mean.to(img.device), self.std.to(img.device)
         img = (img - self.mean) / self.std
         return img.flip(0) if self.bgr_255 else img
 

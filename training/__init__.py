@@ -2,7 +2,7 @@
 from training.epoch import train_one_epoch
 from training.evaluate_splits import evaluate_splits
 from training.optimizer import build_optimizer, build_scheduler
-from training.seeding import resolve_device, rng_state, seed_everything, set_rng_state, worker_init
+from training.seeding import rng_state, seed_everything, set_rng_state, worker_init
 
 __all__ = ["train_one_epoch", "evaluate_splits", "build_optimizer", "build_scheduler",
-           "resolve_device", "rng_state", "seed_everything", "set_rng_state", "worker_init"]
+           "rng_state", "seed_everything", "set_rng_state", "worker_init"]

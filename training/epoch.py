@@ -12,7 +12,8 @@ from tqdm import tqdm
 
 
 def train_one_epoch(model, loader, loss_fn, optimizer, device: torch.device, *, epoch: int,
-                    iters: int = 0, amp: bool = False, scaler=None, grad_clip: float = 0.0,
+                    iters: int = 0, amp: bool | torch.dtype | None = False, scaler=None,
+                    grad_clip: float = 0.0,
                     sampler=None, show_progress: bool = True,
                     after_backward=None) -> dict[str, float]:
     """Train for one pass of ``loader`` (or ``iters`` batches); return the epoch's mean figures."""
@@ -26,7 +27,9 @@ def train_one_epoch(model, loader, loss_fn, optimizer, device: torch.device, *, 
     for images, labels, indices in bar:
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
-        with torch.autocast(device_type=device.type, enabled=amp):
+        # amp may name the autocast dtype (training.acceleration.amp_dtype: bf16 or fp16)
+        with torch.autocast(device_type=device.type, enabled=bool(amp),
+                            dtype=amp if isinstance(amp, torch.dtype) else None):
             embeds = model(images)
         loss = loss_fn(embeds.float(), labels)
         optimizer.zero_grad(set_to_none=True)

@@ -1,4 +1,4 @@
-"""Seeds and device choice for a run."""
+"""Seeds and random-state snapshots of a run (device choice lives in ``distributed``)."""
 from __future__ import annotations
 
 import random
@@ -21,13 +21,6 @@ def worker_init(worker_id: int) -> None:
     seed = torch.initial_seed() % 2**32
     np.random.seed(seed)
     random.seed(seed)
-
-
-def resolve_device(choice: str, gpu_ids: list[int], local_rank: int | None = None) -> torch.device:
-    if choice == "cpu" or (choice == "auto" and not torch.cuda.is_available()):
-        return torch.device("cpu")
-    index = local_rank if local_rank is not None else gpu_ids[0]
-    return torch.device("cuda", index)
 
 
 def rng_state() -> dict:
