@@ -18,7 +18,7 @@ from datasets import (  # noqa: F401 - registration side effects; the list is th
 from datasets.base import DATASETS, DatasetError, DatasetSource, DMLDataset, Split
 from datasets.image_files import read_item, scan
 from datasets.rotation_classes import ROTATIONS, RotationClasses
-from datasets.splitting import by_classes, by_samples
+from datasets.splitting import by_classes, by_samples, class_folds
 from datasets.transforms import AUGMENTATIONS, build_transforms
 
 __all__ = ["DATASETS", "AUGMENTATIONS", "ROTATIONS", "DatasetError", "DatasetSource", "DMLDataset",
@@ -33,6 +33,8 @@ def load_raw_splits(opt: argparse.Namespace) -> tuple[DatasetSource, dict[str, S
     if getattr(opt, "use_tv_split", False):
         split = by_samples if getattr(opt, "tv_split_by_samples", False) else by_classes
         raw["train"], raw["val"] = split(raw["train"], getattr(opt, "tv_split_perc", 0.8))
+    elif getattr(opt, "cv_folds", 0):
+        raw["train"], raw["val"] = class_folds(raw["train"], opt.cv_folds, opt.fold)
     for name, part in raw.items():
         if len(part) == 0:
             raise DatasetError(f"dataset {opt.dataset!r}: split {name!r} is empty")

@@ -1,0 +1,123 @@
+"""The study files: every line parses with the real parameters.parse_args, the ICML 2020 study has
+its 335 runs, the shell runner's modes, and the class-disjoint cross-validation folds."""
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from collections import Counter
+
+import numpy as np
+import pytest
+
+import parameters
+from datasets.base import DatasetError, Split
+from datasets.splitting import class_folds
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Added by the plugins branch; until it is merged here, this one flag is stripped before parsing.
+PENDING_FLAGS = {"--loss_multisimilarity_reduction": "anchors"}
+
+
+def study_lines(script: str, **env: str) -> list[str]:
+    out = subprocess.run(["bash", os.path.join(ROOT, script), "--list"], capture_output=True,
+                         text=True, check=True, env={**os.environ, "PYTHON": "python", **env})
+    return out.stdout.splitlines()
+
+
+def parse_line(line: str):
+    argv = shlex.split(line)
+    assert argv[:2] == ["python", "main.py"], line
+    argv = argv[2:]
+    known = {a.dest for a in parameters.build_parser()._actions}
+    for flag, value in PENDING_FLAGS.items():
+        if flag in argv and flag.lstrip("-") not in known:
+            i = argv.index(flag)
+            assert argv[i + 1] == value
+            del argv[i:i + 2]
+    return parameters.parse_args(argv)
+
+
+def test_revisit_study_lists_335_runs_of_67_groups_with_5_seeds():
+    lines = study_lines("Revisit_Runs.sh")
+    assert len(lines) == 335
+    opts = [parse_line(line) for line in lines]
+    groups = Counter(o.group for o in opts)
+    assert len(groups) == 67 and set(groups.values()) == {5}
+    assert {o.seed for o in opts} == {0, 1, 2, 3, 4}
+    assert len({(o.group, o.seed) for o in opts}) == 335   # no two runs share a folder
+    by_group = {o.group: o for o in opts}
+    assert by_group["CUBreg_SNR_Distance"].batch_mining == "rho_distance"
+    assert by_group["CUBreg_SNR_Distance"].miner_rho_distance_cp == 0.3
+    assert by_group["SOP_Softmax"].loss_softmax_lr == 0.002 and by_group["SOP_MS"].kernels == 2
+    assert by_group["SOP_Npair"].n_epochs == 100 and by_group["CARS_Npair"].n_epochs == 150
+    assert by_group["CUB_Histogram"].loss_histogram_nbins == 65
+    assert all("--loss_multisimilarity_reduction anchors" in line
+               for line in lines if "--loss multisimilarity" in line)
+
+
+def test_reality_check_study_parses_and_has_4_folds_per_group_and_seed():
+    lines = study_lines("RealityCheck_Runs.sh", SEEDS="0 1")
+    opts = [parse_line(line) for line in lines]
+    assert len({o.savename for o in opts}) == len(opts)
+    per_group_seed = Counter((o.group, o.seed) for o in opts)
+    assert set(per_group_seed.values()) == {4}
+    assert all(o.cv_folds == 4 and o.save_embeddings and o.optim == "rmsprop" and o.bs == 32
+               and o.samples_per_class == 4 and o.embed_dim == 128 for o in opts)
+    assert {o.fold for o in opts} == {0, 1, 2, 3}
+    assert len(study_lines("RealityCheck_Runs.sh")) == 720
+
+
+def test_runner_filters_seeds_groups_and_appends_extra_flags():
+    lines = study_lines("Revisit_Runs.sh", SEEDS="3", ONLY="^CARS_Margin", EXTRA="--use_tv_split",
+                        LOG_ONLINE="1", DATA="/d a/x")
+    assert len(lines) == 2
+    opt = parse_line(lines[0])
+    assert opt.seed == 3 and opt.use_tv_split and opt.log_online and opt.source_path == "/d a/x"
+
+
+def test_runner_rejects_unknown_arguments():
+    out = subprocess.run(["bash", os.path.join(ROOT, "Revisit_Runs.sh"), "--lst"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "--list" in out.stderr
+
+
+def _split(n_classes: int, per_class: int = 3) -> Split:
+    labels = np.repeat(np.arange(n_classes) * 7, per_class)     # labels need not be 0..C-1
+    return Split(labels=labels, images=np.zeros((len(labels), 2, 2), np.uint8))
+
+
+@pytest.mark.parametrize("n_classes,n_train,n_val", [(100, 75, 25), (98, 74, 24), (11318, 8489, 2829)])
+def test_class_folds_give_mlrc_counts_and_are_disjoint(n_classes, n_train, n_val):
+    split = _split(n_classes, per_class=1)
+    held_out = []
+    for fold in range(4):
+        train, val = class_folds(split, 4, fold)
+        tr, va = set(np.unique(train.labels)), set(np.unique(val.labels))
+        assert (len(tr), len(va)) == (n_train, n_val)
+        assert not tr & va and tr | va == set(split.labels.tolist())
+        held_out.append(va)
+    assert all(not held_out[i] & held_out[j] for i in range(4) for j in range(i + 1, 4))
+    leftover = set(split.labels.tolist()) - set().union(*held_out)
+    assert len(leftover) == n_classes % 4        # the remainder always trains
+
+
+def test_class_folds_keep_all_items_of_a_class_together():
+    train, val = class_folds(_split(8, per_class=5), 4, 1)
+    assert sorted(np.unique(val.labels).tolist()) == [14, 21]
+    assert len(val) == 10 and len(train) == 30
+
+
+def test_class_folds_reject_bad_arguments():
+    with pytest.raises(DatasetError, match="--fold 4"):
+        class_folds(_split(8), 4, 4)
+    with pytest.raises(DatasetError, match="--cv_folds 9"):
+        class_folds(_split(8), 9, 0)
+
+
+@pytest.mark.parametrize("flags", [["--cv_folds", "1"], ["--cv_folds", "4", "--fold", "4"],
+                                   ["--fold", "2"], ["--cv_folds", "4", "--use_tv_split"]])
+def test_bad_cv_flags_exit_2(flags, capsys):
+    with pytest.raises(SystemExit) as exc:
+        parameters.parse_args(["--dataset", "glyphs", *flags])
+    assert exc.value.code == 2 and "fold" in capsys.readouterr().err
