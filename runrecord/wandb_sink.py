@@ -82,10 +82,12 @@ class WandbSink:
             except Exception as err:  # noqa: BLE001 - unreachable or refused: keep the data
                 if self.mode != "online":
                     raise
-                print(f"[dmlbench] W&B unreachable ({type(err).__name__}: {str(err)[:120]}); "
+                why = " ".join(str(err).split())[:120]
+                print(f"[dmlbench] W&B unreachable ({type(err).__name__}: {why}); "
                       f"logging offline under {run_dir}/wandb, upload later with `wandb sync`",
                       file=sys.stderr)
                 self.mode = "offline"
+                wandb.teardown()    # the failed attempt still holds the run id in W&B's service
                 self.run = wandb.init(mode="offline", **kwargs,
                                       settings=wandb.Settings(silent=True))
             define = getattr(self.run, "define_metric", None)

@@ -86,8 +86,8 @@ study_main() {
         export LOG_DIR=${LOG_DIR:-${SAVE:-Training_Results}/logs}
         mkdir -p "$LOG_DIR"
         echo "$0: per-run output in $LOG_DIR"
-        printf '%s\n' "$lines" | study_assign_gpus | awk '{ printf "%d\t%s\0", NR, $0 }' |
-            xargs -0 -P "$JOBS" -n 1 bash -c 'study_run_one "${1%%	*}" "${1#*	}"' _ \
+        printf '%s\n' "$lines" | study_assign_gpus | awk '{ print NR "\t" $0 }' |
+            xargs -d '\n' -P "$JOBS" -n 1 bash -c 'study_run_one "${1%%	*}" "${1#*	}"' _ \
             || failed=1
     fi
     if [[ $failed -ne 0 ]]; then
