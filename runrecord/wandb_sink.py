@@ -78,7 +78,7 @@ class WandbSink:
                           dir=run_dir, config=config, reinit="create_new")
             try:
                 self.run = wandb.init(mode=self.mode, **kwargs, settings=wandb.Settings(
-                    silent=True, init_timeout=init_timeout()))
+                    silent=True, console="off", init_timeout=init_timeout()))
             except Exception as err:  # noqa: BLE001 - unreachable or refused: keep the data
                 if self.mode != "online":
                     raise
@@ -89,7 +89,7 @@ class WandbSink:
                 self.mode = "offline"
                 wandb.teardown()    # the failed attempt still holds the run id in W&B's service
                 self.run = wandb.init(mode="offline", **kwargs,
-                                      settings=wandb.Settings(silent=True))
+                                      settings=wandb.Settings(silent=True, console="off"))
             define = getattr(self.run, "define_metric", None)
             if define is not None:      # plot every metric against the epoch, not the log step
                 define("epoch")
