@@ -121,3 +121,45 @@ def test_bad_cv_flags_exit_2(flags, capsys):
     with pytest.raises(SystemExit) as exc:
         parameters.parse_args(["--dataset", "glyphs", *flags])
     assert exc.value.code == 2 and "fold" in capsys.readouterr().err
+
+
+TINY = ("--dataset_glyphs_n_classes 24 --dataset_glyphs_per_class 8 --dataset_glyphs_image_size 16 "
+        "--embed_dim 8 --n_epochs 1 --iters_per_epoch 2 --bs 32 "
+        "--evaluation_metrics e_recall@1 --storage_metrics e_recall@1")
+
+
+def test_rerunning_a_finished_study_starts_no_training(tmp_path):
+    import sys
+    env = {**os.environ, "PYTHON": sys.executable, "DATA": str(tmp_path / "data"),
+           "SAVE": str(tmp_path / "runs"), "ONLY": "Margin", "SEEDS": "0", "EXTRA": TINY,
+           "OMP_NUM_THREADS": "1"}
+    script = os.path.join(ROOT, "studies", "glyphs.sh")
+    first = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    run = tmp_path / "runs" / "glyphs_study" / "glyphs_Margin_Distance_s0"
+    log = (run / "metrics.jsonl").read_bytes()
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "checkpoints").iterdir()}
+    second = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "run already finished" in second.stdout and "all 1 runs finished" in second.stdout
+    assert "epoch 1:" not in second.stdout
+    assert (run / "metrics.jsonl").read_bytes() == log
+    assert {p: p.stat().st_mtime_ns for p in (run / "checkpoints").iterdir()} == stamps
+
+
+def test_parallel_mode_assigns_gpus_round_robin_and_reports_failures(tmp_path):
+    fake = tmp_path / "fakepython"     # records its GPU and arguments instead of training
+    fake.write_text('#!/bin/bash\necho "gpu=$CUDA_VISIBLE_DEVICES $*"\n'
+                    '[[ "$*" == *"--seed 2"* ]] && exit 3\nexit 0\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "JOBS": "2", "GPUS": "0,1", "ONLY": "MS",
+           "SAVE": str(tmp_path / "runs"), "LOG_DIR": str(tmp_path / "logs")}
+    out = subprocess.run(["bash", os.path.join(ROOT, "studies", "glyphs.sh")],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 1 and "FAILED  glyphs_MS_s2 (rc 3" in out.stdout
+    assert "ok      glyphs_MS_s0" in out.stdout and "ok      glyphs_MS_s1" in out.stdout
+    logs = {p.name: p.read_text() for p in (tmp_path / "logs").iterdir()}
+    assert set(logs) == {"0001_glyphs_MS_s0.log", "0002_glyphs_MS_s1.log", "0003_glyphs_MS_s2.log"}
+    assert logs["0001_glyphs_MS_s0.log"].startswith("gpu=0 main.py --group glyphs_MS --seed 0")
+    assert logs["0002_glyphs_MS_s1.log"].startswith("gpu=1 ")
+    assert logs["0003_glyphs_MS_s2.log"].startswith("gpu=0 ")
