@@ -142,9 +142,8 @@ def metric_relation(per_run: pd.DataFrame, metric: str, out_dir: str) -> list[st
                 xs = np.linspace(x.min(), x.max(), 50)
                 ax.plot(xs, slope * xs + icept, "k--", lw=1)
                 r, p = stats.pearsonr(x, y)
-                ax.text(0.03, 0.97, f"r = {r:.2f}  (p = {p:.2g}, {len(x)} runs)",
-                        transform=ax.transAxes, va="top", fontsize=9,
-                        bbox=dict(boxstyle="round", fc="white", ec="0.7", alpha=0.9))
+                ax.set_title(f"Pearson r = {r:.2f}  (p = {p:.2g}, {len(x)} runs)", fontsize=9.5)
+            ax.margins(x=0.08, y=0.12)
             ax.set_xlabel(STAT_LABELS[stat])
             ax.grid(alpha=0.3)
         row[0].set_ylabel(f"{dataset}\n{metric_label(metric)} (%)")

@@ -163,3 +163,16 @@ def test_parallel_mode_assigns_gpus_round_robin_and_reports_failures(tmp_path):
     assert logs["0001_glyphs_MS_s0.log"].startswith("gpu=0 main.py --group glyphs_MS --seed 0")
     assert logs["0002_glyphs_MS_s1.log"].startswith("gpu=1 ")
     assert logs["0003_glyphs_MS_s2.log"].startswith("gpu=0 ")
+
+
+def test_slurm_array_task_runs_its_line(tmp_path):
+    env = {**os.environ, "PYTHON": "echo", "SLURM_ARRAY_TASK_ID": "85",
+           "SLURM_SUBMIT_DIR": ROOT}
+    out = subprocess.run(["bash", os.path.join(ROOT, "slurm", "array.sbatch"), "Revisit_Runs.sh"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[-1].startswith("main.py --group CUB_MS --seed 4 ")
+    env["SLURM_ARRAY_TASK_ID"] = "336"
+    out = subprocess.run(["bash", os.path.join(ROOT, "slurm", "array.sbatch"), "Revisit_Runs.sh"],
+                         capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert out.returncode == 2 and "has no such line" in out.stderr
