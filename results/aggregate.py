@@ -133,7 +133,7 @@ def welch_pairs(per_run: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
 
 def best_and_ties(summary: pd.DataFrame, pairs: pd.DataFrame, metrics: list[str],
                   alpha: float = 0.05) -> tuple[set, set]:
-    """(best, tied): sets of (group, dataset, metric). Best: the highest mean per dataset and metric;
+    """(best, tied): sets of (group, dataset, metric). Best: the highest mean per dataset, metric;
     tied: groups whose Welch p-value against the best is >= ``alpha`` (not significantly worse)."""
     best, tied = set(), set()
     p_of = {}

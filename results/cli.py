@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.runs_dirs and not args.wandb:
         parser.error("give at least one RUNS_DIR or --wandb")
-    say = lambda msg: print(msg, file=sys.stderr)  # noqa: E731
+    say = lambda msg: print(msg, file=sys.stderr)
     try:
         runs, problems = load_runs(args.runs_dirs, args.wandb)
     except ValueError as err:
@@ -59,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
 
     unfinished = [r for r in runs if not r.finished]
     if unfinished:
-        verb = "included" if args.include_unfinished else "left out (--include_unfinished keeps them)"
+        verb = ("included" if args.include_unfinished
+                else "left out (--include_unfinished keeps them)")
         say(f"{len(unfinished)} unfinished run(s) {verb}:")
         for r in unfinished:
             last = max(r.epochs("test"), default=None)

@@ -17,13 +17,13 @@ import os
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from scipy import stats  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from scipy import stats
 
-from results.runs import Run  # noqa: E402
-from results.tables import metric_label  # noqa: E402
+from results.runs import Run
+from results.tables import metric_label
 
 STAT_LABELS = {"rho_spectrum@2": "ρ(Φ)  (rho_spectrum@2)", "dists@intra": "π_intra",
                "dists@inter": "π_inter", "dists@intra_over_inter": "π_ratio = π_intra / π_inter"}
@@ -57,7 +57,7 @@ def learning_curves(runs: list[Run], metric: str, out_dir: str) -> list[str]:
         for ax, split in zip(axes[0], splits):
             for group in groups:
                 members = [r for r in ds_runs if r.group == group and split in r.history]
-                epochs = sorted(set().union(*(r.history[split] for r in members))) if members else []
+                epochs = sorted(set().union(*(r.history[split] for r in members)))
                 if not epochs:
                     continue
                 mean, std = [], []

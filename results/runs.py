@@ -10,8 +10,9 @@ from __future__ import annotations
 import math
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from runrecord.reader import TRAIN_LOOP, RunReadError, find_run_dirs, read_run
 
@@ -57,7 +58,7 @@ def from_folder(path: str) -> Run:
 
 
 def _history_from_rows(rows: Iterable[dict]) -> dict[str, dict[int, dict]]:
-    """W&B history rows (``{"epoch": e, "test/e_recall@1": v, ...}``) to ``{split: {epoch: ...}}``."""
+    """W&B history rows (``{"epoch": e, "test/e_recall@1": v}``) to ``{split: {epoch: ...}}``."""
     out: dict[str, dict[int, dict]] = {}
     for row in rows:
         epoch = row.get("epoch")
@@ -119,9 +120,10 @@ def from_wandb_api(project_path: str, api: Any = None) -> list[Run]:
     return runs
 
 
-def load_runs(runs_dirs: Iterable[str] = (), wandb: str | None = None) -> tuple[list[Run], list[str]]:
+def load_runs(runs_dirs: Iterable[str] = (),
+              wandb: str | None = None) -> tuple[list[Run], list[str]]:
     """Runs of every folder under ``runs_dirs`` and of ``wandb`` (``ENTITY/PROJECT``, or a local
-    folder searched for offline W&B runs). Returns (runs, one-line problems with unreadable runs)."""
+    folder searched for offline W&B runs). Returns (runs, one line per unreadable run)."""
     from results.wandb_offline import WandbFileError, find_offline_runs
     runs, problems = [], []
     for root in runs_dirs:

@@ -67,7 +67,8 @@ def write_markdown(summary: pd.DataFrame, metrics: list[str], best: set, tied: s
                    selection_text: str, path: str) -> str:
     table = _cells(summary, metrics, best, tied, ("**", "**"), " †")
     header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" if c in ("Dataset", "Group") else "---:" for c in table.columns) + "|"
+    rule = "|" + "|".join("---" if c in ("Dataset", "Group") else "---:"
+                          for c in table.columns) + "|"
     lines = [header, rule] + ["| " + " | ".join(str(v) for v in row) + " |"
                               for row in table.itertuples(index=False)]
     text = "\n".join(lines) + "\n\n" + caption(selection_text, summary["n_seeds"].tolist()) + "\n"

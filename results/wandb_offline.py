@@ -13,8 +13,9 @@ import glob
 import json
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 HEADER = b":W&B" + struct.pack("<H", 0xBEE1) + b"\x00"
 BLOCK = 32768

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Iterator
 
 from runrecord.files import read_jsonl
 
@@ -70,7 +70,8 @@ def _read_json(path: str, required: bool) -> dict:
             value = json.load(f)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         if required:
-            raise RunReadError(f"{path} is not valid JSON ({err.msg if hasattr(err, 'msg') else err})"
+            why = err.msg if hasattr(err, "msg") else err
+            raise RunReadError(f"{path} is not valid JSON ({why})"
                                "; restore it or delete the run folder") from None
         return {}
     if not isinstance(value, dict):

@@ -74,12 +74,12 @@ class WandbSink:
             import wandb
             self._wandb = wandb
             run_id = hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:16]
-            kwargs = dict(project=project, group=group, name=name, id=run_id, resume="allow",
-                          dir=run_dir, config=config, reinit="create_new")
+            kwargs = {"project": project, "group": group, "name": name, "id": run_id,
+                      "resume": "allow", "dir": run_dir, "config": config, "reinit": "create_new"}
             try:
                 self.run = wandb.init(mode=self.mode, **kwargs, settings=wandb.Settings(
                     silent=True, console="off", init_timeout=init_timeout()))
-            except Exception as err:  # noqa: BLE001 - unreachable or refused: keep the data
+            except Exception as err:
                 if self.mode != "online":
                     raise
                 why = " ".join(str(err).split())[:120]

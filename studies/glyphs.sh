@@ -15,7 +15,8 @@ source studies/run_lines.sh
 COMMON="--dataset glyphs --dataset_glyphs_n_classes 120 --dataset_glyphs_per_class 10 \
 --arch smallnet_normalize --not_pretrained --embed_dim 32 --bs 64 --samples_per_class 4 \
 --lr 1e-3 --fc_lr 1e-3 --decay 1e-4 --n_epochs 8 --iters_per_epoch 10 --tau 6 --kernels 0 \
---use_tv_split --no_train_metrics --evaluation_metrics e_recall@1 e_recall@2 e_recall@4 nmi mAP_at_r \
+--use_tv_split --no_train_metrics \
+--evaluation_metrics e_recall@1 e_recall@2 e_recall@4 nmi mAP_at_r \
 dists@intra dists@inter dists@intra_over_inter rho_spectrum@2"
 
 study_lines() {

@@ -5,7 +5,7 @@
 #   JOBS=N GPUS=0,1 bash STUDY.sh      N runs at a time (xargs -P); run i gets
 #                                      CUDA_VISIBLE_DEVICES = GPUS[i mod len(GPUS)]; each run's
 #                                      output goes to $LOG_DIR/<line number>_<group>_s<seed>.log
-#   bash STUDY.sh --list               print the lines (a Slurm array takes line $SLURM_ARRAY_TASK_ID)
+#   bash STUDY.sh --list               print the lines (Slurm: task i takes line i)
 #
 # Re-running a study resumes it: main.py reports a finished run and exits 0 without training, and a
 # stopped run resumes from its last checkpoint. Environment: DATA (data root), SAVE (runs root),
@@ -91,7 +91,8 @@ study_main() {
             || failed=1
     fi
     if [[ $failed -ne 0 ]]; then
-        echo "$0: some runs failed; fix them and run the study again (finished runs are skipped)" >&2
+        echo "$0: some runs failed; fix them and run the study again" \
+             "(finished runs are skipped)" >&2
         return 1
     fi
     echo "$0: all $total runs finished"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-
 import time
 
 import pandas as pd
@@ -33,7 +32,8 @@ def wait_for_summary(path: str) -> None:
 @pytest.mark.parametrize("env,mode", [({}, "offline"), ({"WANDB_API_KEY": KEY}, "online"),
                                       ({"WANDB_API_KEY": KEY, "WANDB_MODE": "offline"}, "offline"),
                                       ({"WANDB_MODE": "disabled"}, "disabled"),
-                                      ({"WANDB_API_KEY": KEY, "WANDB_DISABLED": "true"}, "disabled"),
+                                      ({"WANDB_API_KEY": KEY, "WANDB_DISABLED": "true"},
+                                       "disabled"),
                                       ({"WANDB_MODE": "dryrun"}, "offline")])
 def test_mode_follows_the_environment(monkeypatch, env, mode):
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DISABLED"):
@@ -97,7 +97,7 @@ def test_offline_files_of_a_real_run_read_like_its_run_folder(tmp_path, monkeypa
                      "--metrics", "e_recall@1", "nmi"]) == 0
     pd.testing.assert_frame_equal(pd.read_csv(out_local / "results.csv"),
                                   pd.read_csv(out_wandb / "results.csv"))
-    summary = json.load(open(run_dir / "summary.json"))
+    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["finished"]
 
 
