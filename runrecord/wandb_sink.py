@@ -75,7 +75,7 @@ class WandbSink:
             self._wandb = wandb
             run_id = hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:16]
             kwargs = {"project": project, "group": group, "name": name, "id": run_id,
-                      "resume": "allow", "dir": run_dir, "config": config, "reinit": "create_new"}
+                      "resume": "allow", "dir": run_dir, "config": config, "reinit": True}
             try:
                 self.run = wandb.init(mode=self.mode, **kwargs, settings=wandb.Settings(
                     silent=True, console="off", init_timeout=init_timeout()))

@@ -63,7 +63,9 @@ def test_reality_check_study_parses_and_has_4_folds_per_group_and_seed():
     per_group_seed = Counter((o.group, o.seed) for o in opts)
     assert set(per_group_seed.values()) == {4}
     assert all(o.cv_folds == 4 and o.save_embeddings and o.optim == "rmsprop" and o.bs == 32
-               and o.samples_per_class == 4 and o.embed_dim == 128 for o in opts)
+               and o.embed_dim == 128 and o.selection_split == "auto" for o in opts)
+    classification = {"proxynca", "softmax", "cosface", "arcface", "softtriplet"}
+    assert all(o.samples_per_class == (1 if o.loss in classification else 4) for o in opts)
     assert {o.fold for o in opts} == {0, 1, 2, 3}
     assert len(study_lines("RealityCheck_Runs.sh")) == 720
 
