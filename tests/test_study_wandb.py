@@ -125,3 +125,16 @@ def test_api_runs_become_runs():
     assert [r.seed for r in runs] == [0, 1] and "_wandb" not in runs[0].config
     assert runs[1].value("test", runs[1].selected_epoch, "e_recall@1") == 0.7
     assert os.sep not in runs[0].source.split(":")[0]
+
+
+def test_unreadable_wandb_project_is_one_line(monkeypatch, capsys):
+    import results.runs
+
+    def refuse(path, api=None):
+        raise ConnectionError("no route to api.wandb.ai\n(retried 3 times)")
+    monkeypatch.setattr(results.runs, "from_wandb_api", refuse)
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["--wandb", "ent/proj"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 2 and "could not read W&B project 'ent/proj'" in err[-1]
+    assert "retried 3 times" in err[-1]
