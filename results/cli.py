@@ -53,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         parser.error(str(err))
     except Exception as err:  # noqa: BLE001 - wandb.Api: network, key, unknown project
-        parser.error(f"could not read W&B project {args.wandb!r} ({type(err).__name__}: "
-                     f"{' '.join(str(err).split())[:160]}); check WANDB_API_KEY and ENTITY/PROJECT, "
-                     "or pass a local folder of offline runs")
+        why = " ".join(str(err).split())[:160]
+        parser.error(f"could not read W&B project {args.wandb!r} ({type(err).__name__}: {why}); "
+                     "check WANDB_API_KEY and ENTITY/PROJECT, or pass a folder of offline runs")
     for line in problems:
         say(f"warning: skipped: {line}")
     if not runs:
