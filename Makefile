@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell md5sum requirements.txt | cut -c1-8)
 DEMO_DIR ?= runs
 
-.PHONY: install demo demo-clean test bench clean
+.PHONY: install demo demo-clean test bench clean study study-clean
 
 install: $(STAMP)
 
@@ -27,6 +27,17 @@ demo: $(STAMP)
 
 demo-clean:
 	rm -rf $(DEMO_DIR)/demo
+
+# The study flow on a CPU: 3 losses x 3 seeds on glyphs, 2 runs at a time (studies/glyphs.sh),
+# then tables and figures (Result_Evaluations.py) in $(DEMO_DIR)/glyphs_study_results. Re-running
+# skips finished runs; `make study-clean` forgets them.
+study: $(STAMP)
+	OMP_NUM_THREADS=1 JOBS=2 PYTHON=$(BIN)/python DATA=$(DEMO_DIR)/data SAVE=$(DEMO_DIR) \
+	  LOG_DIR=$(DEMO_DIR)/glyphs_study_logs bash studies/glyphs.sh
+	$(BIN)/python Result_Evaluations.py $(DEMO_DIR)/glyphs_study --out $(DEMO_DIR)/glyphs_study_results
+
+study-clean:
+	rm -rf $(DEMO_DIR)/glyphs_study $(DEMO_DIR)/glyphs_study_logs $(DEMO_DIR)/glyphs_study_results
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

@@ -26,6 +26,7 @@ from datasampler import SAMPLERS
 from datasets import pipeline
 from registry import RegistryError
 from runrecord import RunConflict, RunRecord, Selection, WandbSink, run_name
+from runrecord.embeddings import save_selected_embeddings
 from runrecord.report import format_table
 from training import acceleration
 
@@ -189,9 +190,15 @@ def main(argv: list[str] | None = None) -> int:
             record.log(epoch, "train_loop", logs)
         checkpoint(epoch)
 
+    if opt.save_embeddings and ctx.is_main:
+        best = record.load_checkpoint("best")
+        save_selected_embeddings(record.dir, model, {"test": eval_loaders["test"]}, device,
+                                 state_dict=best["model"] if best else None,
+                                 epoch=selection.best_epoch, rule=selection.rule, amp=opt.amp,
+                                 layer=opt.eval_layer)
     summary = record.summary(selection, finished=True, train_time_s=train_time)
     if wandb:
-        wandb.finish({f"selected/{k}": v for k, v in summary["selected"].get(split, {}).items()})
+        wandb.finish(summary)
     log(format_table(summary))
     log(f"done in {time.perf_counter() - started:.0f} s")
     distributed.cleanup(ctx)

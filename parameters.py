@@ -71,6 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="split train/validation per class by samples instead of by classes")
     data.add_argument("--tv_split_perc", type=float, default=0.8,
                       help="fraction of the training data kept for training")
+    data.add_argument("--cv_folds", type=int, default=0,
+                      help="cut the training classes into K class-disjoint folds and validate on "
+                           "fold --fold (the Reality-Check protocol); 0: off")
+    data.add_argument("--fold", type=int, default=0, help="the held-out fold of --cv_folds")
     data.add_argument("--augmentation", default="base", choices=["base", "adv", "big", "red"])
     data.add_argument("--rotation_classes", type=int, default=1, choices=list(datasets.ROTATIONS),
                       help="train on (class, rotation) pairs: every training image also appears "
@@ -105,7 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gamma", type=float, default=0.3, help="step scheduler decay factor")
     train.add_argument("--tau", type=int, nargs="+", default=[1000],
                        help="step scheduler milestones (epochs)")
-    train.add_argument("--optim", default="adam", choices=["adam", "adamw", "sgd"])
+    train.add_argument("--optim", default="adam", choices=["adam", "adamw", "sgd", "rmsprop"])
     train.add_argument("--grad_clip", type=float, default=0, help="clip gradient norm (0: off)")
     train.add_argument("--amp", action="store_true", help="mixed precision on CUDA")
     train.add_argument("--amp_dtype", default="auto", choices=["auto", "bf16", "fp16"],
@@ -144,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval_layer", default="head", choices=list(architectures.EVAL_LAYERS),
                     help="layer whose output is evaluated: head (the trained embedding) or pooled "
                          "(the backbone features before the head, as SimCLR/SupCon evaluate)")
+    ev.add_argument("--save_embeddings", action="store_true",
+                    help="save the test embeddings of the selected epoch (float16 .npy, and their "
+                         "labels) in the run folder's embeddings/")
     ev.add_argument("--no_train_metrics", action="store_true", help="skip training-set metrics")
     ev.add_argument("--evaluate_on_gpu", action="store_true", help="neighbour search on the GPU")
     ev.add_argument("--eval_backend", default="torch", choices=["torch", "faiss"])
@@ -191,8 +198,13 @@ def validate(opt: argparse.Namespace) -> None:
         raise ValueError(f"--tv_split_perc must lie in (0, 1), got {opt.tv_split_perc}")
     if opt.tv_split_by_samples and not opt.use_tv_split:
         raise ValueError("--tv_split_by_samples needs --use_tv_split")
-    if opt.selection_split == "val" and not opt.use_tv_split:
-        raise ValueError("--selection_split val needs --use_tv_split")
+    if opt.selection_split == "val" and not (opt.use_tv_split or opt.cv_folds):
+        raise ValueError("--selection_split val needs --use_tv_split or --cv_folds")
+    if opt.cv_folds and (opt.use_tv_split or opt.cv_folds < 2 or not 0 <= opt.fold < opt.cv_folds):
+        raise ValueError(f"--cv_folds {opt.cv_folds} --fold {opt.fold}: needs K >= 2, "
+                         "0 <= fold < K, and no --use_tv_split")
+    if opt.fold and not opt.cv_folds:
+        raise ValueError("--fold needs --cv_folds")
     evaluation.check_metric_names(opt.evaluation_metrics)
     missing = [m for m in opt.storage_metrics if m not in opt.evaluation_metrics]
     if missing:

@@ -22,7 +22,7 @@ from datasets import (  # noqa: F401 - registration side effects; the list is th
 from datasets.base import DATASETS, DatasetError, DatasetSource, DMLDataset, Split
 from datasets.image_files import read_item, scan
 from datasets.rotation_classes import ROTATIONS, RotationClasses
-from datasets.splitting import by_classes, by_samples
+from datasets.splitting import by_classes, by_samples, class_folds
 from datasets.transforms import AUGMENTATIONS, build_transforms
 
 __all__ = ["DATASETS", "AUGMENTATIONS", "ROTATIONS", "DatasetError", "DatasetSource", "DMLDataset",
@@ -36,14 +36,17 @@ def open_source(opt: argparse.Namespace) -> DatasetSource:
 
 
 def raw_splits(source: DatasetSource, name: str, *, val_fraction: float | None,
-               val_by_samples: bool) -> dict[str, Split]:
+               val_by_samples: bool, cv_folds: int = 0, fold: int = 0) -> dict[str, Split]:
     """The raw splits ``train``, ``test`` and, with ``val_fraction`` (the fraction of the training
     data kept for training), ``val``, split by classes or, with ``val_by_samples``, per class by
-    samples. Every split must be non-empty and every image file readable."""
+    samples; with ``cv_folds`` K, ``val`` is class fold ``fold`` of K (Musgrave et al. 2020) and
+    the other folds train. Every split must be non-empty and every image file readable."""
     raw = source.load()
     if val_fraction is not None:
         split = by_samples if val_by_samples else by_classes
         raw["train"], raw["val"] = split(raw["train"], val_fraction)
+    elif cv_folds:
+        raw["train"], raw["val"] = class_folds(raw["train"], cv_folds, fold)
     for part_name, part in raw.items():
         if len(part) == 0:
             raise DatasetError(f"dataset {name!r}: split {part_name!r} is empty")
@@ -54,12 +57,13 @@ def raw_splits(source: DatasetSource, name: str, *, val_fraction: float | None,
 
 
 def load_raw_splits(opt: argparse.Namespace) -> tuple[DatasetSource, dict[str, Split]]:
-    """The source and its raw splits as the core flags ``--use_tv_split``, ``--tv_split_perc`` and
-    ``--tv_split_by_samples`` ask for."""
+    """The source and its raw splits as the core flags ``--use_tv_split``, ``--tv_split_perc``,
+    ``--tv_split_by_samples`` and ``--cv_folds``/``--fold`` ask for."""
     source = open_source(opt)
     return source, raw_splits(source, opt.dataset,
                               val_fraction=opt.tv_split_perc if opt.use_tv_split else None,
-                              val_by_samples=opt.tv_split_by_samples)
+                              val_by_samples=opt.tv_split_by_samples,
+                              cv_folds=opt.cv_folds, fold=opt.fold)
 
 
 def make_splits(source: DatasetSource, raw: dict[str, Split], image_spec, *, augmentation: str,

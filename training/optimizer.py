@@ -28,6 +28,8 @@ def build_optimizer(opt: Any, model: nn.Module, loss: nn.Module) -> torch.optim.
         return torch.optim.Adam(groups)
     if opt.optim == "adamw":
         return torch.optim.AdamW(groups)
+    if opt.optim == "rmsprop":  # the Reality-Check protocol (Musgrave et al., ECCV 2020)
+        return torch.optim.RMSprop(groups, momentum=0.9)
     return torch.optim.SGD(groups, momentum=0.9)
 
 
