@@ -39,6 +39,9 @@ def make_loader(dataset, opt, device, **kwargs) -> torch.utils.data.DataLoader:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     opt = parameters.parse_args(argv)
+    if opt.evaluate_only:
+        from training.evaluate_only import main as evaluate_only
+        return evaluate_only(opt, argv)
     ctx = distributed.setup(use_cuda=opt.device != "cpu" and torch.cuda.is_available())
     device = training.resolve_device(opt.device, opt.gpu, ctx.local_rank)
     training.seed_everything(opt.seed)
