@@ -20,6 +20,9 @@ from datasets.base import DATASETS, DatasetError, DatasetSource, Split
 DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
          "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+#: The ten classes, in label order (Xiao et al. 2017, Table 1).
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+               "Bag", "Ankle boot")
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -84,5 +87,8 @@ class FashionMNIST(DatasetSource):
             keep.sort()
             images, labels = images[keep], labels[keep]
         info = {"dataset": "fashion_mnist", "per_class": self.per_class, "files": {s: str(p) for s, p in found.items()}}
-        return {"train": Split(labels=labels[labels < 5], images=images[labels < 5], info=info),
-                "test": Split(labels=labels[labels >= 5], images=images[labels >= 5], info=info)}
+        names = dict(enumerate(CLASS_NAMES))
+        return {"train": Split(labels=labels[labels < 5], images=images[labels < 5], info=info,
+                               class_names=names),
+                "test": Split(labels=labels[labels >= 5], images=images[labels >= 5], info=info,
+                              class_names=names)}

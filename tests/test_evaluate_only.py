@@ -43,11 +43,12 @@ def test_reproduces_the_run_record_exactly(run, capsys):
     assert main.main(["--evaluate_only", "--checkpoint", str(ckpt)]) == 0
     out = capsys.readouterr().out
     assert "R@1" in out and "MAP@R" in out and "test" in out
-    logged = {r["split"]: r for r in map(json.loads, open(ckpt.parent.parent / "metrics.jsonl"))
+    lines = (ckpt.parent.parent / "metrics.jsonl").read_text().splitlines()
+    logged = {r["split"]: r for r in map(json.loads, lines)
               if r["epoch"] == epoch and r["split"] != "train_loop"}
     assert set(logged) == {"train", "val", "test"}
     for split in ("train", "val", "test"):
-        written = json.load(open(ckpt.parent / f"eval_glyphs_{split}.json"))
+        written = json.loads((ckpt.parent / f"eval_glyphs_{split}.json").read_text())
         assert written["split"] == split and written["epoch"] == epoch
         for m in METRICS:
             assert written["metrics"][m] == logged[split][m], (split, m)   # exactly, not close
@@ -59,7 +60,7 @@ def test_other_metrics_and_splits_are_flags(run, capsys):
                       "--evaluation_metrics", "precision_at_1", "e_recall@4"]) == 0
     out = capsys.readouterr().out
     assert "train" not in out.split("written:")[0].split("\n", 1)[1]
-    written = json.load(open(ckpt.parent / "eval_glyphs_test.json"))
+    written = json.loads((ckpt.parent / "eval_glyphs_test.json").read_text())
     assert set(written["metrics"]) >= {"precision_at_1", "e_recall@4"}
     assert "nmi" not in written["metrics"]
 
@@ -90,7 +91,7 @@ def test_missing_checkpoint_and_foreign_files_fail_in_one_line(run, tmp_path, ca
         err = capsys.readouterr().err.strip()
         assert code == 2 and len(err.splitlines()) == 1 and expected[name] in err, err
     # another version: the saved model.json describes a network this version builds otherwise
-    model_json = json.load(open(run_dir / "model.json"))
+    model_json = json.loads((run_dir / "model.json").read_text())
     changed = dict(model_json, feature_dim=model_json["feature_dim"] + 1)
     (tmp_path / "run" / "checkpoints").mkdir(parents=True)
     (tmp_path / "run" / "model.json").write_text(json.dumps(changed))

@@ -3,7 +3,8 @@
 The network (architecture, embedding size, input spec) comes from the run's ``config.json`` and
 ``model.json`` (:mod:`architectures.saved`); every other flag is the run's own unless given on the
 command line, so ``--dataset``, ``--source_path``, ``--evaluation_metrics``, ``--eval_layer``,
-``--no_train_metrics``… evaluate the same network elsewhere. Each evaluated split (the run's: train
+``--no_train_metrics``… evaluate the same network elsewhere (``--save_retrievals N`` also draws N
+random and N worst test queries beside the checkpoint). Each evaluated split (the run's: train
 unless ``--no_train_metrics``, val with ``--use_tv_split``, test) is written to
 ``eval_<dataset>_<split>.json`` beside the checkpoint, and a table is printed. On the run's own data
 and metrics the figures equal the run record's at the checkpoint's epoch: the same embedding pass
@@ -21,7 +22,12 @@ import torch
 
 import datasets
 import parameters
-from architectures.saved import SavedModel, SavedRunError, is_network_flag, load_saved_model
+from architectures.saved import (
+    SavedModel,
+    SavedRunError,
+    is_network_flag,
+    load_saved_model,
+)
 from registry import RegistryError
 from runrecord.files import write_json_atomic
 from runrecord.report import PREFERRED
@@ -109,6 +115,12 @@ def evaluate_checkpoint(opt: Any, argv: Sequence[str]
             "run_dir": str(saved.run_dir), "arch": ns.arch, "dataset": ns.dataset,
             "source_path": ns.source_path, "split": split, "eval_layer": ns.eval_layer,
             "n_items": len(loaders[split].dataset), "metrics": values})
+    if getattr(opt, "save_retrievals", 0):
+        from evaluation.visualize import pictures
+
+        files = pictures(saved, ns, folder / f"retrievals_{ns.dataset}.png",
+                         random=opt.save_retrievals, worst=opt.save_retrievals, seed=ns.seed)
+        print("retrieval pictures: " + ", ".join(map(str, files)))
     return results, ns
 
 
