@@ -181,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
     if wandb:
         wandb.finish({f"selected/{k}": v for k, v in summary["selected"].get(split, {}).items()})
     log(format_table(summary))
+    if opt.save_retrievals and ctx.is_main:
+        from evaluation.visualize import save_run_retrievals
+        log("retrieval pictures: " + ", ".join(
+            map(str, save_run_retrievals(record.dir, opt.save_retrievals))))
     log(f"done in {time.perf_counter() - started:.0f} s")
     distributed.cleanup(ctx)
     return 0
