@@ -107,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
     net = parser.add_argument_group("network")
     net.add_argument("--arch", default="resnet50_frozen_normalize",
                      help=f"one of: {_names(ARCHITECTURES)}, followed by options "
-                          f"({', '.join('_' + k for k in architectures.ARCH_OPTIONS)}) in any order")
+                          f"({', '.join('_' + k for k in architectures.ARCH_OPTIONS)}) in any order"
+                          "; timm:<name>[_frozen][_normalize] for any timm model")
     net.add_argument("--embed_dim", type=int, default=128)
     net.add_argument("--image_size", type=int, default=0,
                      help="side of the square network input in pixels (0: the architecture's own: "
