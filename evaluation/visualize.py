@@ -204,8 +204,9 @@ def pictures(saved, ns: argparse.Namespace, out: str | Path, *, split: str = "te
     splits = datasets.build_splits(ns, model.image_spec)
     key = "train_eval" if split == "train" else split
     if key not in splits:
+        have = ["train", *(s for s in ("val", "test") if s in splits)]
         raise ValueError(f"--split {split} is not in this run's data; choose one of: "
-                         f"{', '.join(s for s in ('train', 'val', 'test') if s in splits or s == 'train')}")
+                         f"{', '.join(have)}")
     ds = splits[key]
     loader = torch.utils.data.DataLoader(ds, batch_size=ns.bs, shuffle=False, num_workers=0)
     embeds, labels = compute_embeddings(model, loader, "cpu", layer=ns.eval_layer)

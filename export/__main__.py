@@ -1,4 +1,4 @@
-"""``python -m export --checkpoint RUN/checkpoints/best.pt --format onnx|torchscript --out FILE``."""
+"""``python -m export --checkpoint RUN/checkpoints/best.pt --format onnx|torchscript --out F``."""
 from __future__ import annotations
 
 import argparse

@@ -1,5 +1,6 @@
-"""``main.py --evaluate_only``: the run's own data and metrics give the run record's figures exactly;
-other data, other metrics; checkpoints from another version or architecture fail in one line."""
+"""``main.py --evaluate_only``: the run's own data and metrics give the run record's figures
+exactly; other data, other metrics; checkpoints from another version or architecture fail in one
+line."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""``--dataset_fashion_mnist_per_class N`` keeps the first N images of each class (small budgets)."""
+"""``--dataset_fashion_mnist_per_class N`` keeps the first N images of each class."""
 from __future__ import annotations
 
 import gzip

@@ -1,4 +1,4 @@
-"""Evaluate a saved network: ``python main.py --evaluate_only --checkpoint RUN/checkpoints/best.pt``.
+"""Evaluate a saved network: ``main.py --evaluate_only --checkpoint RUN/checkpoints/best.pt``.
 
 The network (architecture, embedding size, input spec) comes from the run's ``config.json`` and
 ``model.json`` (:mod:`architectures.saved`); every other flag is the run's own unless given on the
