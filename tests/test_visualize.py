@@ -2,7 +2,6 @@
 borders, the command line on a saved run, and ``--save_retrievals`` at the end of a run."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +12,7 @@ from PIL import Image
 import main
 from evaluation import visualize
 from evaluation.visualize import GREEN, RED, draw_grid, fit, pick_rows, rank, short_name
-
-sys.path.insert(0, str(Path(__file__).parent))
-from cub_tree import make_cub_tree
+from tests.cub_tree import make_cub_tree
 
 
 def test_rank_top_k_and_average_precision_by_hand():
