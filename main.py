@@ -40,6 +40,9 @@ def make_loader(dataset, opt, device, **kwargs):
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     opt = parameters.parse_args(argv)
+    if opt.evaluate_only:
+        from training.evaluate_only import main as evaluate_only
+        return evaluate_only(opt, argv)
     try:
         ctx, device = distributed.start(opt.device, opt.gpu, share_ranks=opt.gpu_share_ranks)
     except distributed.DeviceError as err:
@@ -200,6 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     if wandb:
         wandb.finish(summary)
     log(format_table(summary))
+    if opt.save_retrievals and ctx.is_main:
+        from evaluation.visualize import save_run_retrievals
+        log("retrieval pictures: " + ", ".join(
+            map(str, save_run_retrievals(record.dir, opt.save_retrievals))))
     log(f"done in {time.perf_counter() - started:.0f} s")
     distributed.cleanup(ctx)
     return 0

@@ -125,7 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     net = parser.add_argument_group("network")
     net.add_argument("--arch", default="resnet50_frozen_normalize",
                      help=f"one of: {_names(ARCHITECTURES)}, followed by options "
-                          f"({', '.join('_' + k for k in architectures.ARCH_OPTIONS)}) in any order")
+                          f"({', '.join('_' + k for k in architectures.ARCH_OPTIONS)}) in any order"
+                          "; timm:<name>[_frozen][_normalize] for any timm model")
     net.add_argument("--embed_dim", type=int, default=128)
     net.add_argument("--image_size", type=int, default=0,
                      help="side of the square network input in pixels (0: the architecture's own: "
@@ -155,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--evaluate_on_gpu", action="store_true", help="neighbour search on the GPU")
     ev.add_argument("--eval_backend", default="torch", choices=["torch", "faiss"])
     ev.add_argument("--eval_every", type=int, default=1, help="evaluate every N epochs (and last)")
+    ev.add_argument("--evaluate_only", action="store_true",
+                    help="evaluate --checkpoint (network from its run folder) and exit; other "
+                         "flags given override the run's (--dataset, --source_path, metrics...)")
+    ev.add_argument("--checkpoint", default=None,
+                    help="RUN_DIR/checkpoints/<name>.pt to evaluate with --evaluate_only")
+    ev.add_argument("--save_retrievals", type=int, default=0,
+                    help="at the end, save pictures of N random and N worst test queries with "
+                         "their top-8 retrievals (retrievals_*.png in the run folder); 0: off")
 
     setup = parser.add_argument_group("setup and logging")
     setup.add_argument("--gpu", type=int, nargs="+", default=[0], help="CUDA device id(s)")
@@ -207,9 +216,11 @@ def validate(opt: argparse.Namespace) -> None:
         raise ValueError("--fold needs --cv_folds")
     evaluation.check_metric_names(opt.evaluation_metrics)
     missing = [m for m in opt.storage_metrics if m not in opt.evaluation_metrics]
-    if missing:
+    if missing and not opt.evaluate_only:   # evaluate-only selects nothing
         raise ValueError(f"--storage_metrics {' '.join(missing)} must also be in "
                          "--evaluation_metrics")
+    if opt.save_retrievals < 0:
+        raise ValueError(f"--save_retrievals must be >= 0 (0: off), got {opt.save_retrievals}")
     if opt.n_epochs < 0 or opt.eval_every < 1 or opt.iters_per_epoch < 0 or opt.kernels < 0:
         raise ValueError("--n_epochs, --iters_per_epoch and --kernels must be >= 0, "
                          "--eval_every >= 1")

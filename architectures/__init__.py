@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from architectures import bninception, googlenet, resnet50, smallnet, timm_nets  # noqa: F401
 from architectures.base import ARCH_OPTIONS, ARCHITECTURES, ArchSpec, ImageSpec, parse_arch
 from architectures.embedding_net import EVAL_LAYERS, EmbeddingNet
-from architectures import bninception, googlenet, resnet50, smallnet  # noqa: F401  (registration)
 
 
 def build_model(arch: str, opt: Any = None, *, embed_dim: int, pretrained: bool,
@@ -30,7 +30,8 @@ def build_model(arch: str, opt: Any = None, *, embed_dim: int, pretrained: bool,
     spec = parse_arch(arch)
     model = ARCHITECTURES.build(spec.base, opt, embed_dim=embed_dim, frozen=spec.frozen,
                                 normalize=spec.normalize, double=spec.double, he=spec.he,
-                                pretrained=pretrained, weights_path=weights_path)
+                                pretrained=pretrained, weights_path=weights_path,
+                                timm_name=spec.timm_name)
     model.image_spec = model.image_spec.scaled(image_size, image_resize)
     return model
 

@@ -89,15 +89,43 @@ class ArchSpec:
     normalize: bool = False
     double: bool = False
     he: bool = False
+    timm_name: str = ""    # base "timm": the timm model name of ``timm:<name>``
+
+
+def _parse_timm(name: str) -> ArchSpec:
+    """``timm:<model>[_frozen][_normalize]``: option tokens are peeled off the end (timm names
+    contain underscores but none ends in an option token), the rest must be a timm model."""
+    rest = name[len("timm:"):]
+    flags: dict[str, bool] = {}
+    while True:
+        head, _, tail = rest.rpartition("_")
+        if not head or tail not in ("frozen", "normalize"):
+            break
+        if tail in flags:
+            raise RegistryError(f"option {tail!r} repeated in --arch {name}")
+        flags[tail], rest = True, head
+    import timm
+
+    if not rest or not timm.is_model(rest):
+        near = timm.list_models(f"*{rest}*")[:5] if rest else []
+        hint = f" (similar: {', '.join(near)})" if near else ""
+        raise RegistryError(f"--arch {name}: {rest!r} is not a timm model{hint}; see "
+                            "timm.list_models()")
+    return ArchSpec("timm", timm_name=rest, **flags)
 
 
 def parse_arch(name: str) -> ArchSpec:
     """Parse a composite name: ``"bninception_normalize_frozen"`` → ``ArchSpec("bninception",
     frozen=True, normalize=True)``.
 
-    The base name comes first; option tokens follow in any order, each at most once, and must be
+    ``timm:<name>`` selects any timm model (:func:`_parse_timm`). The base name comes first; option tokens follow in any order, each at most once, and must be
     among the base class's ``options``. Anything else raises ``RegistryError`` naming the choices.
     """
+    if name.startswith("timm:"):
+        return _parse_timm(name)
+    if name == "timm" or name.startswith("timm_"):
+        raise RegistryError(f"--arch {name}: name the timm model, --arch timm:<name>[_frozen]"
+                            "[_normalize], e.g. timm:resnet18_normalize")
     bases = sorted(ARCHITECTURES.names(), key=len, reverse=True)
     base = next((b for b in bases if name == b or name.startswith(b + "_")), None)
     if base is None:

@@ -36,9 +36,15 @@ def find_weights(arch: str, file_names: Sequence[str], weights_path: str | Path 
                             "pass --pretrained_weights FILE or --not_pretrained")
 
 
-def _state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file (``torch.save`` or ``.safetensors``), wrappers unwrapped."""
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            obj = load_file(str(path), device="cpu")
+        else:
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # noqa: BLE001  (any unpickling failure: name the file)
         raise ValueError(f"cannot read weights file {path}: {err}") from err
     for key in ("state_dict", "model"):
@@ -63,7 +69,7 @@ def load_backbone_weights(module: nn.Module, path: str | Path, skip_prefixes: Se
     reshaped.
     """
     path = Path(path)
-    source = {k: v for k, v in _state_dict(path).items()
+    source = {k: v for k, v in read_state_dict(path).items()
               if not any(k.startswith(p) for p in skip_prefixes)}
     target = module.state_dict()
     missing = [k for k in target if k not in source and not k.endswith("num_batches_tracked")]

@@ -1,0 +1,2 @@
+"""Small standalone studies that run on a CPU in seconds to minutes (``python -m
+toy_experiments.<name>``)."""
