@@ -56,7 +56,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=30)
     args = ap.parse_args()
     base = dict(seed=0, use_tv_split=False, tv_split_by_samples=False, tv_split_perc=0.8,
-                rotation_classes=1)
+                rotation_classes=1, cv_folds=0, fold=0)
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         arrays = Glyphs(tmp).arrays()

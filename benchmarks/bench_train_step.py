@@ -129,7 +129,7 @@ def compute_ceiling(args, device, n_classes: int, dtype) -> float:
 def train_split(args, source: Path, spec):
     opt = argparse.Namespace(dataset="cub200", source_path=str(source), augmentation="base",
                              seed=0, use_tv_split=False, tv_split_by_samples=False,
-                             tv_split_perc=0.8)
+                             tv_split_perc=0.8, rotation_classes=1, cv_folds=0, fold=0)
     return build_splits(opt, spec)
 
 

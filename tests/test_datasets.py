@@ -26,7 +26,7 @@ TINY = dict(n_classes=8, per_class=4, image_size=16, min_fonts=4)
 def make_opt(root, dataset="glyphs", **kw) -> argparse.Namespace:
     base = dict(dataset=dataset, source_path=str(root), seed=0, use_tv_split=False,
                 tv_split_by_samples=False, tv_split_perc=0.75, augmentation="base",
-                rotation_classes=1)
+                rotation_classes=1, cv_folds=0, fold=0)
     base.update({f"dataset_glyphs_{k}": v for k, v in TINY.items()})
     base.update(kw)
     return argparse.Namespace(**base)

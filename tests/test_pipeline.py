@@ -46,7 +46,7 @@ def tree(tmp_path_factory) -> Path:
 def _splits(root: Path, augmentation: str = "base") -> dict:
     opt = argparse.Namespace(dataset="cub200", source_path=str(root), augmentation=augmentation,
                              seed=0, use_tv_split=False, tv_split_by_samples=False,
-                             tv_split_perc=0.8)
+                             tv_split_perc=0.8, rotation_classes=1, cv_folds=0, fold=0)
     return build_splits(opt, SPEC)
 
 

@@ -226,7 +226,9 @@ def plugin_folders():
 
 
 #: Modules that hold only abstract intermediate bases, never registered themselves.
-BASES_ONLY = frozenset({"datasampler.embedding_store"})
+# modules that hold only the base class of a family (a metric kind's shared pass, the embedding
+# store of the batch-match samplers): they define plug-in subclasses that are abstract
+BASES_ONLY = frozenset({"datasampler.embedding_store", "evaluation.pairs", "evaluation.retrieval"})
 
 
 def test_every_plugin_module_registers_an_entry():
