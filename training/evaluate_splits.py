@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 import evaluation
+from runrecord import faults
 
 
 def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: torch.device, *,
@@ -27,4 +28,5 @@ def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: 
             device=str(device) if on_gpu else "cpu", seed=seed)
         values["eval_time_s"] = time.perf_counter() - start
         results[split] = values
+        faults.point("split_evaluated")
     return results
