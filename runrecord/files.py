@@ -11,7 +11,8 @@ import errno
 import json
 import os
 import tempfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -21,15 +22,16 @@ from runrecord import faults
 class RunFolderError(OSError):
     """An operating-system error on a run folder, with a one-line message for the user."""
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 def explain(err: OSError, path: str, action: str = "write") -> RunFolderError:
     """``OSError`` → one line naming what was done, the path, and the errno's meaning and name."""
     code = err.errno
     meaning = os.strerror(code).lower() if code else str(err)
     name = f" ({errno.errorcode[code]})" if code in errno.errorcode else ""
-    out = RunFolderError(code, f"cannot {action} {path}: {meaning}{name}")
-    out.filename = path
-    return out
+    return RunFolderError(code, f"cannot {action} {path}: {meaning}{name}")
 
 
 def disk_full(path: str) -> RunFolderError:
@@ -111,8 +113,7 @@ def write_json_atomic(path: str, obj: Any) -> None:
 def write_lines_atomic(path: str, rows: list[dict]) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
-            for row in rows:
-                f.write(json.dumps(_jsonable(row), sort_keys=True) + "\n")
+            f.writelines(json.dumps(_jsonable(row), sort_keys=True) + "\n" for row in rows)
             f.flush()
             os.fsync(f.fileno())
     write_atomic(path, write)

@@ -28,6 +28,7 @@ import socket
 import sys
 import tempfile
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -35,8 +36,18 @@ import numpy as np
 import torch
 
 from runrecord import faults
-from runrecord.files import RunFolderError, append_jsonl, disk_full, explain, read_json, \
-    read_jsonl, write_atomic, write_bytes, write_json_atomic, write_lines_atomic
+from runrecord.files import (
+    RunFolderError,
+    append_jsonl,
+    disk_full,
+    explain,
+    read_json,
+    read_jsonl,
+    write_atomic,
+    write_bytes,
+    write_json_atomic,
+    write_lines_atomic,
+)
 
 # Flags that may change between a run and its resumption without making it another run.
 RESUMABLE_DIFFERENCES = {"kernels", "gpu", "device", "log_online", "evaluate_on_gpu",
@@ -133,7 +144,7 @@ class RunRecord:
             return None
         try:
             self._check_same_run(read_json(self.path("config.json")))
-        except (ValueError, OSError):  # torn or missing: the checkpoint's copy decides once it is loaded
+        except (ValueError, OSError):  # torn or missing: the checkpoint decides
             return None
         return summary
 
@@ -155,16 +166,18 @@ class RunRecord:
         existing = folder
         while not os.path.exists(existing):
             existing = os.path.dirname(existing)
-        if not os.path.isdir(existing):
-            raise explain(OSError(errno.ENOTDIR, ""), folder, "create the run folder") from None
         try:
+            if not os.path.isdir(existing):
+                raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
             fd, probe = tempfile.mkstemp(dir=existing, prefix=".dmlbench_probe_")
             os.close(fd)
             os.remove(probe)
             free = os.statvfs(existing)
         except OSError as err:
-            raise explain(err, folder if existing == folder else existing,
-                          "write the run folder in" if existing != folder else "write") from None
+            where = "" if existing == folder else f" ({existing} is the nearest existing path)"
+            reason = str(explain(err, "")).split(": ", 1)[1]
+            raise RunFolderError(err.errno, f"cannot write the run folder {folder}{where}: "
+                                 f"{reason}") from None
         available = free.f_bavail * free.f_frsize
         if available < need_bytes:
             raise RunFolderError(errno.ENOSPC, f"cannot write {folder}: no space left on device "
@@ -305,9 +318,12 @@ class RunRecord:
                 state = torch.load(path, map_location="cpu", weights_only=True)
                 if not isinstance(state, dict) or "epoch" not in state:
                     raise ValueError("not a dmlbench train state")
-            except pickle.UnpicklingError:
-                problems.append(f"{candidate} holds objects other than plain data (not loaded: "
-                                "a checkpoint of an older dmlbench, or crafted)")
+            except pickle.UnpicklingError as err:
+                if "weights only" in str(err).lower() and zipfile.is_zipfile(path):
+                    problems.append(f"{candidate} holds objects other than plain data (not "
+                                    "loaded: crafted, or from an older dmlbench)")
+                else:
+                    problems.append(f"{candidate} is unreadable (not a checkpoint file)")
                 continue
             except OSError as err:
                 if isinstance(err, FileNotFoundError):
@@ -325,7 +341,7 @@ class RunRecord:
             return state
         if problems:
             raise RunConflict(f"no readable checkpoint in {self.path('checkpoints')}: "
-                              f"{'; '.join(problems)}; delete that folder to start the run over")
+                              f"{'; '.join(problems)}; delete it to start the run over")
         return None
 
     # ------------------------------------------------------------------ summary

@@ -2,9 +2,26 @@
 from training.epoch import NonFiniteSteps, SkipBudget, train_one_epoch
 from training.evaluate_splits import evaluate_splits
 from training.optimizer import build_optimizer, build_scheduler
-from training.seeding import resolve_device, rng_state, seed_everything, set_rng_state, worker_init
+from training.seeding import (
+           resolve_device,
+           rng_state,
+           seed_everything,
+           set_rng_state,
+           worker_init,
+)
 from training.state import TrainState
 
-__all__ = ["NonFiniteSteps", "SkipBudget", "TrainState", "train_one_epoch", "evaluate_splits",
-           "build_optimizer", "build_scheduler", "resolve_device", "rng_state", "seed_everything",
-           "set_rng_state", "worker_init"]
+__all__ = [
+           "NonFiniteSteps",
+           "SkipBudget",
+           "TrainState",
+           "build_optimizer",
+           "build_scheduler",
+           "evaluate_splits",
+           "resolve_device",
+           "rng_state",
+           "seed_everything",
+           "set_rng_state",
+           "train_one_epoch",
+           "worker_init",
+]

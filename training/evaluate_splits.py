@@ -8,6 +8,7 @@ import torch
 
 import evaluation
 from runrecord import faults
+from training.epoch import NonFiniteSteps
 
 
 def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: torch.device, *,
@@ -20,6 +21,10 @@ def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: 
         start = time.perf_counter()
         embeds, labels = evaluation.compute_embeddings(model, loader, device, amp=amp,
                                                         layer=layer)
+        if not bool(torch.isfinite(embeds).all()):
+            raise NonFiniteSteps(f"training diverged: the network's {split} embeddings hold "
+                                 "NaN or inf; last.pt keeps the last finite epoch; lower --lr "
+                                 "or check the loss flags")
         ds = loader.dataset
         values = evaluation.evaluate(
             embeds, labels, metrics,

@@ -10,7 +10,8 @@ a resumed run continues at ``epoch + 1`` whatever the point it stopped at.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
