@@ -30,8 +30,15 @@ from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
 from registry import RegistryError
-from runrecord import RunConflict, RunFolderError, RunRecord, WandbSink, command_line, run_name, \
-    selections_for
+from runrecord import (
+    RunConflict,
+    RunFolderError,
+    RunRecord,
+    WandbSink,
+    command_line,
+    run_name,
+    selections_for,
+)
 from runrecord.report import format_table
 from training import interrupts
 
@@ -77,7 +84,7 @@ def build_parts(opt, ctx, device) -> Parts:
                                  samples_per_class=opt.samples_per_class, seed=opt.seed,
                                  categories=train_set.categories, rank=ctx.rank,
                                  world_size=ctx.world_size)
-        n_classes = int(len(np.unique(train_set.labels)))
+        n_classes = len(np.unique(train_set.labels))
         miner = MINERS.build(opt.batch_mining, opt, seed=opt.seed + ctx.rank)
         loss_fn = LOSSES.build(opt.loss, opt, miner=miner, n_classes=n_classes,
                                embed_dim=opt.embed_dim).to(device)
@@ -120,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
                 model=parts.model, loss=parts.loss_fn, optimizer=parts.optimizer,
                 scheduler=parts.scheduler, miner=parts.miner, sampler=parts.sampler,
                 selections=selections_for(opt, parts.splits), config=opt.as_dict())
-            record.preflight(need_bytes=state.nbytes() * 12 + 2**24)  # last, prev, tmp, best
+            try:
+                record.preflight(need_bytes=state.nbytes() * 12 + 2**24)  # last, prev, tmp, best
+            except RunFolderError as err:
+                raise StartupError(str(err)) from None
             # ---------------------------------------------------------- the run folder
             record.lock(command_line(argv))
             checkpoint = record.load_checkpoint("last")
