@@ -124,6 +124,7 @@ class RunRecord:
         self.opt = opt
         self.notes: list[str] = []          # one-line notices for the user (fallbacks, repairs)
         self._lock_fd: int | None = None
+        self.saved_epoch = -1               # epoch of the newest `last` checkpoint on disk
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.dir, *parts)
@@ -301,6 +302,8 @@ class RunRecord:
 
         try:
             write_atomic(path, write)
+            if name == "last":
+                self.saved_epoch = int(state["epoch"])
         except RunFolderError as err:
             if err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise disk_full(path) from None
@@ -338,6 +341,7 @@ class RunRecord:
             elif candidate != f"{name}.pt":
                 self.notes.append(f"resuming from {candidate} (epoch {state['epoch']}): the run "
                                   f"stopped while replacing {name}.pt")
+            self.saved_epoch = int(state["epoch"])
             return state
         if problems:
             raise RunConflict(f"no readable checkpoint in {self.path('checkpoints')}: "
