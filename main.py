@@ -113,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
     training.seed_everything(opt.seed)
     log = print if ctx.is_main else (lambda *a, **k: None)
     record = RunRecord(opt, is_main=ctx.is_main)
-    state = None
     try:
         with interrupts.handled():
             # ---------------------------------------------------------- a finished run is skipped
@@ -173,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         return error(err, 1)
     except (interrupts.Interrupted, KeyboardInterrupt) as err:
         name = err.args[0] if isinstance(err, interrupts.Interrupted) else "SIGINT"
-        epoch = state.epoch if state is not None else -1
+        epoch = record.saved_epoch
         saved = f"checkpoint of epoch {epoch} in {record.path('checkpoints')}" if epoch >= 0 \
             else "no epoch completed yet"
         return error(f"stopped by {name} ({saved}); resume with: {command_line(argv)}",
