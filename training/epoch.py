@@ -4,7 +4,8 @@ Non-finite steps: a step whose loss, gradients or BatchNorm statistics (updated 
 pass) hold a NaN or an infinity is skipped: its gradients are dropped, the statistics are restored
 from before the batch, and the batch is named on the console. After ``--max_nonfinite_steps`` such
 steps in a run, :class:`NonFiniteSteps` stops it. The figures to log are summed on the device and
-read once at the end of the epoch; each step reads one small tensor (loss and finite flag).
+read once at the end of the epoch; each step reads one small tensor (loss and finite flag). Under
+torchrun the flag is all-reduced, so that every rank skips the same steps.
 Known gap: a memory-bank miner has already enqueued the skipped batch's embeddings.
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from tqdm import tqdm
 
 from runrecord import faults
@@ -89,8 +91,10 @@ def train_one_epoch(model, loader, loss_fn, optimizer, device: torch.device, *, 
         grads = [p.grad for p in params if p.grad is not None] if scaler is None else []
         checks = torch.stack([loss.detach().float().reshape(()), *_max_abs(grads),
                               *_max_abs(stats)])
-        finite = torch.isfinite(checks).all()
-        value, ok = torch.stack([checks[0], finite.float()]).tolist()  # the step's one host read
+        finite = torch.isfinite(checks).all().float()
+        if dist.is_available() and dist.is_initialized():  # every rank skips, or none
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        value, ok = torch.stack([checks[0], finite]).tolist()  # the step's one host read
         if not ok:
             optimizer.zero_grad(set_to_none=True)
             if stats:
