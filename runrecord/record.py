@@ -151,6 +151,7 @@ class RunRecord:
 
     def _check_same_run(self, reference: dict) -> None:
         current = json.loads(json.dumps(self.opt.as_dict()))
+        reference = json.loads(json.dumps(reference))   # a checkpoint's copy may hold tuples
         diffs = config_differences(reference, current)
         if diffs:
             shown = ", ".join(f"{k}: {reference.get(k)!r} -> {current.get(k)!r}"

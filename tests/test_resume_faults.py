@@ -26,7 +26,7 @@ POINTS = ["step", "split_evaluated", "row_appended", "checkpoint_written", "chec
           "atomic_written"]
 
 
-def args_for(root, epochs: int = 3) -> list[str]:
+def args_for(root, *extra: str, epochs: int = 3) -> list[str]:
     return ["--dataset", "glyphs", "--source_path", str(root / "data"), *GLYPHS_TINY,
             "--save_path", str(root / "runs"), "--project", "p", "--group", "g", "--seed", "0",
             "--arch", "smallnet_normalize", "--not_pretrained", "--embed_dim", "16",
@@ -34,7 +34,7 @@ def args_for(root, epochs: int = 3) -> list[str]:
             "--samples_per_class", "4", "--lr", "1e-3", "--n_epochs", str(epochs),
             "--iters_per_epoch", "2", "--kernels", "0", "--use_tv_split",
             "--evaluation_metrics", "e_recall@1", "mAP_at_r", "--storage_metrics", "e_recall@1",
-            "mAP_at_r"]
+            "mAP_at_r", *extra]
 
 
 def _child(args: list[str], fault: str | None) -> None:
@@ -105,6 +105,17 @@ def test_killed_run_resumes_bit_identically(tmp_path, baseline, chain):
     codes, got = kill_and_resume(tmp_path, chain)
     assert codes == [FAULT_EXIT] * len(chain) + [0]
     assert same_record(got, baseline)
+
+
+def test_embedding_store_sampler_and_memory_bank_resume_bit_identically(tmp_path):
+    """Their state (the stored embeddings, the queue) lives in the checkpoint, not rebuilt."""
+    extra = ["--data_sampler", "greedy_coreset", "--data_batchmatch_bigbs", "64",
+             "--batch_mining", "memory_bank", "--miner_memory_bank_size", "48"]
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    assert run_forked(args_for(straight, *extra)) == 0
+    assert run_forked(args_for(killed, *extra), "step:5") == FAULT_EXIT
+    assert run_forked(args_for(killed, *extra)) == 0
+    assert same_record(record_of(killed), record_of(straight))
 
 
 @pytest.mark.skipif(not os.environ.get("DMLBENCH_FAULT_SWEEP"),
