@@ -26,12 +26,16 @@ class RunFolderError(OSError):
         return str(self.strerror)
 
 
+def meaning(err: OSError) -> str:
+    """The errno's meaning and name: ``read-only file system (EROFS)``."""
+    code = err.errno
+    text = os.strerror(code).lower() if code else str(err)
+    return text + (f" ({errno.errorcode[code]})" if code in errno.errorcode else "")
+
+
 def explain(err: OSError, path: str, action: str = "write") -> RunFolderError:
     """``OSError`` → one line naming what was done, the path, and the errno's meaning and name."""
-    code = err.errno
-    meaning = os.strerror(code).lower() if code else str(err)
-    name = f" ({errno.errorcode[code]})" if code in errno.errorcode else ""
-    return RunFolderError(code, f"cannot {action} {path}: {meaning}{name}")
+    return RunFolderError(err.errno, f"cannot {action} {path}: {meaning(err)}")
 
 
 def disk_full(path: str) -> RunFolderError:

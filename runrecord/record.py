@@ -41,6 +41,7 @@ from runrecord.files import (
     append_jsonl,
     disk_full,
     explain,
+    meaning,
     read_json,
     read_jsonl,
     write_atomic,
@@ -177,9 +178,8 @@ class RunRecord:
             free = os.statvfs(existing)
         except OSError as err:
             where = "" if existing == folder else f" ({existing} is the nearest existing path)"
-            reason = str(explain(err, "")).split(": ", 1)[1]
             raise RunFolderError(err.errno, f"cannot write the run folder {folder}{where}: "
-                                 f"{reason}") from None
+                                 f"{meaning(err)}") from None
         available = free.f_bavail * free.f_frsize
         if available < need_bytes:
             raise RunFolderError(errno.ENOSPC, f"cannot write {folder}: no space left on device "
