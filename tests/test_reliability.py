@@ -37,9 +37,9 @@ def tiny_args(tmp_path, *extra: str, epochs: int = 2) -> list[str]:
 
 @pytest.fixture(scope="module")
 def straight(tmp_path_factory) -> list[dict]:
-    """The metric rows of an uninterrupted 3-epoch run."""
+    """The metric rows of an uninterrupted 3-epoch run (forked, one thread, as the others)."""
     root = tmp_path_factory.mktemp("straight")
-    assert main.main(tiny_args(root, epochs=3)) == 0
+    assert run_forked(tiny_args(root, epochs=3)) == 0
     return strip_times(rows(root))
 
 
@@ -86,21 +86,21 @@ def test_crafted_checkpoint_does_not_run_code(tmp_path, capsys, monkeypatch):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "empty", "garbage"])
-def test_unreadable_last_falls_back_to_the_previous_one(tmp_path, capsys, monkeypatch, damage,
-                                                       straight):
-    real = stop_at(3, monkeypatch)
+def test_unreadable_last_falls_back_to_the_previous_one(tmp_path, damage, straight):
     stopped = tmp_path / "stopped"
-    assert main.main(tiny_args(stopped, epochs=3)) == 130
+    assert run_forked(tiny_args(stopped, epochs=3), "step:5") == faults.FAULT_EXIT  # in epoch 3
     last = os.path.join(run_dir(stopped), "checkpoints", "last.pt")
-    data = open(last, "rb").read()
+    with open(last, "rb") as f:
+        data = f.read()
     with open(last, "wb") as f:
         f.write({"truncate": data[: len(data) // 2], "empty": b"",
                  "garbage": os.urandom(len(data))}[damage])
-    monkeypatch.setattr(training, "train_one_epoch", real)
-    capsys.readouterr()
-    assert main.main(tiny_args(stopped, epochs=3)) == 0
-    out = capsys.readouterr().out
+    output = str(tmp_path / "out.txt")
+    assert run_forked(tiny_args(stopped, epochs=3), output=output) == 0
+    with open(output) as f:
+        out = f.read()
     assert "note: last.pt is unreadable" in out and "resuming from last.prev.pt (epoch 1)" in out
+    assert "Traceback" not in out
     assert strip_times(rows(stopped)) == straight
 
 
@@ -283,12 +283,13 @@ def test_signal_stops_at_a_safe_point_with_the_resume_command(tmp_path, capsys, 
     assert state["epoch"] == 1          # the checkpoint in progress was completed
 
 
-def test_a_finished_run_is_extended_by_a_larger_n_epochs(tmp_path, capsys, straight):
+def test_a_finished_run_is_extended_by_a_larger_n_epochs(tmp_path, straight):
     extended = tmp_path / "extended"
-    assert main.main(tiny_args(extended, epochs=2)) == 0
-    capsys.readouterr()
-    assert main.main(tiny_args(extended, epochs=3)) == 0
-    assert "extending" in capsys.readouterr().out
+    assert run_forked(tiny_args(extended, epochs=2)) == 0
+    output = str(tmp_path / "out.txt")
+    assert run_forked(tiny_args(extended, epochs=3), output=output) == 0
+    with open(output) as f:
+        assert "extending" in f.read()
     assert strip_times(rows(extended)) == straight
     summary = json.load(open(os.path.join(run_dir(extended), "summary.json")))
     assert summary["finished"] and summary["last_epoch"] == 3

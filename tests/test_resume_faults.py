@@ -37,22 +37,26 @@ def args_for(root, *extra: str, epochs: int = 3) -> list[str]:
             "mAP_at_r", *extra]
 
 
-def _child(args: list[str], fault: str | None) -> None:
+def _child(args: list[str], fault: str | None, output: str) -> None:
     if fault:
         os.environ["DMLBENCH_FAULT"] = fault
     else:
         os.environ.pop("DMLBENCH_FAULT", None)
     faults.reset()
     torch.set_num_threads(1)   # libgomp's thread team does not survive a fork
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)
-    os.dup2(devnull, 2)
+    sink = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
+    sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)  # not pytest's capture
     import main
-    os._exit(main.main(args))
+    code = main.main(args)
+    sys.stdout.flush()
+    os._exit(code)
 
 
-def run_forked(args: list[str], fault: str | None = None) -> int:
-    proc = multiprocessing.get_context("fork").Process(target=_child, args=(args, fault))
+def run_forked(args: list[str], fault: str | None = None, output: str = os.devnull) -> int:
+    """``main.main(args)`` in a forked child (stdout and stderr to ``output``); its exit code."""
+    proc = multiprocessing.get_context("fork").Process(target=_child, args=(args, fault, output))
     proc.start()
     proc.join()
     return proc.exitcode
