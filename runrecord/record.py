@@ -268,7 +268,8 @@ class RunRecord:
         rows = self.metric_rows()
         kept = [r for r in rows if isinstance(r.get("epoch"), int) and r["epoch"] <= last_epoch]
         try:
-            intact = len(rows) == sum(1 for line in open(path, errors="replace") if line.strip())
+            with open(path, errors="replace") as f:
+                intact = len(rows) == sum(1 for line in f if line.strip())
         except OSError as err:
             raise explain(err, path, "read") from None
         if len(kept) != len(rows) or not intact:

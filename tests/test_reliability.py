@@ -43,6 +43,11 @@ def straight(tmp_path_factory) -> list[dict]:
     return strip_times(rows(root))
 
 
+def load_json(root, name: str) -> dict:
+    with open(os.path.join(run_dir(root), name)) as f:
+        return json.load(f)
+
+
 def strip_times(row_list):
     return [{k: v for k, v in r.items() if not k.endswith("time_s")} for r in row_list]
 
@@ -117,9 +122,9 @@ def test_torn_summary_and_config_are_one_line_notes(tmp_path, capsys, monkeypatc
     assert "Traceback" not in captured.err and "JSONDecodeError" not in captured.err
     notes = [line for line in captured.out.splitlines() if line.startswith("note:")]
     assert len(notes) == 2 and all("is not valid JSON" in n for n in notes)
-    assert json.load(open(os.path.join(run_dir(tmp_path), "summary.json")))["finished"]
+    assert load_json(tmp_path, "summary.json")["finished"]
     # the torn config was checked against the checkpoint's copy, and rewritten
-    assert json.load(open(os.path.join(run_dir(tmp_path), "config.json")))["embed_dim"] == 16
+    assert load_json(tmp_path, "config.json")["embed_dim"] == 16
 
 
 @pytest.mark.parametrize("where", ["proc", "file"])
@@ -196,7 +201,7 @@ def test_a_run_killed_before_its_first_checkpoint_does_not_block_other_settings(
     assert run_forked(tiny_args(tmp_path, epochs=1), "split_evaluated:2") == faults.FAULT_EXIT
     assert os.path.exists(os.path.join(run_dir(tmp_path), "config.json"))
     assert run_forked(tiny_args(tmp_path, "--loss_margin_beta", "0.6", epochs=1)) == 0
-    config = json.load(open(os.path.join(run_dir(tmp_path), "config.json")))
+    config = load_json(tmp_path, "config.json")
     assert config["loss_margin_beta"] == 0.6
 
 
@@ -291,5 +296,5 @@ def test_a_finished_run_is_extended_by_a_larger_n_epochs(tmp_path, straight):
     with open(output) as f:
         assert "extending" in f.read()
     assert strip_times(rows(extended)) == straight
-    summary = json.load(open(os.path.join(run_dir(extended), "summary.json")))
+    summary = load_json(extended, "summary.json")
     assert summary["finished"] and summary["last_epoch"] == 3
