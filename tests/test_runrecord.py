@@ -214,3 +214,20 @@ def test_the_log_is_cut_back_to_the_checkpoint_epoch(tmp_path):
     assert open(record.path("metrics.jsonl")).read().endswith("}\n")
     record.truncate_log(-1)
     assert record.metric_rows() == []
+
+
+def test_every_torch_load_in_the_repository_is_weights_only():
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    offenders = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "Datasets"]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    text = f.read()
+                for call in re.finditer(r"torch\.load\(([^()]|\([^()]*\))*\)", text):
+                    if "weights_only=True" not in call.group(0):
+                        offenders.append(f"{os.path.relpath(path, root)}: {call.group(0)[:60]}")
+    assert offenders == []
