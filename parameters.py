@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="NHWC weights and inputs on CUDA (tensor-core convolutions)")
     train.add_argument("--compile", action="store_true",
                        help="torch.compile the network (needs a C++ compiler for inductor)")
+    train.add_argument("--max_nonfinite_steps", type=int, default=10,
+                       help="steps with a NaN/inf loss, gradient or BatchNorm statistic are "
+                            "skipped; this many in a run stop it")
     train.add_argument("--loss", default="margin", help=f"one of: {_names(LOSSES)}")
     train.add_argument("--batch_mining", default="distance", help=f"one of: {_names(MINERS)}")
 
@@ -191,6 +194,10 @@ def validate(opt: argparse.Namespace) -> None:
         registry.get(value)
     parse_arch(opt.arch)
     check_image_flags(opt.image_size, opt.image_resize)
+    if opt.embed_dim < 1:
+        raise ValueError(f"--embed_dim must be >= 1, got {opt.embed_dim}")
+    if opt.max_nonfinite_steps < 1:
+        raise ValueError(f"--max_nonfinite_steps must be >= 1, got {opt.max_nonfinite_steps}")
     if opt.bs <= 0 or opt.samples_per_class <= 0:
         raise ValueError("--bs and --samples_per_class must be positive")
     if opt.bs % opt.samples_per_class:

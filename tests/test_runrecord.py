@@ -130,3 +130,104 @@ def test_failing_wandb_disables_the_sink_without_raising(tmp_path, monkeypatch, 
     assert sink.run is None
     sink.log(2, "test", {"e_recall@1": 0.2})   # a disabled sink stays quiet
     sink.finish()
+
+
+def tiny_record(tmp_path):
+    from types import SimpleNamespace
+
+    from runrecord import RunRecord
+    opt = SimpleNamespace(save_path=str(tmp_path), project="p", group="g", seed=0,
+                          savename="group_plus_seed", as_dict=lambda: {"lr": 1.0})
+    return RunRecord(opt)
+
+
+def test_train_state_is_plain_data_and_round_trips(tmp_path):
+    import io
+    import random
+
+    import torch
+
+    from batch_mining import MINERS
+    from training.state import TrainState
+
+    def make():
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.BatchNorm1d(3))
+        loss = torch.nn.Linear(3, 2)
+        optim = torch.optim.Adam(list(model.parameters()) + list(loss.parameters()))
+        sched = torch.optim.lr_scheduler.MultiStepLR(optim, milestones=[2, 4], gamma=0.5)
+        miner = MINERS.build("memory_bank", None, seed=3)
+        return TrainState(model=model, loss=loss, optimizer=optim, scheduler=sched, miner=miner,
+                          sampler=object(), selections=[Selection("val", "e_recall@1")],
+                          config={"lr": 1e-3, "tau": [2, 4]})
+
+    a = make()
+    a.model(torch.randn(8, 4)).sum().backward()
+    a.optimizer.step()
+    a.scheduler.step()
+    a.miner.augment(torch.randn(5, 3), torch.arange(5))
+    a.selection.update(1, {"val": {"e_recall@1": 0.5}})
+    a.epoch, a.train_time, a.nonfinite_steps = 1, 2.5, 1
+    random.random()
+    buffer = io.BytesIO()
+    torch.save(a.state_dict(), buffer)
+    draws = (random.random(), np.random.rand(), torch.rand(1).item())
+    saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)   # plain data only
+    assert set(saved) == set(TrainState.KEYS)
+    b = make()
+    b.load_state_dict(saved)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == draws
+    assert (b.epoch, b.train_time, b.nonfinite_steps) == (1, 2.5, 1)
+    assert b.selection == a.selection and b.config == a.config
+    for key, value in a.model.state_dict().items():
+        assert torch.equal(value, b.model.state_dict()[key]), key
+    assert b.scheduler.state_dict() == a.scheduler.state_dict()
+    assert torch.equal(b.miner.bank, a.miner.bank) and b.miner.ptr == a.miner.ptr
+    with pytest.raises(ValueError, match="checkpoint lacks epoch"):
+        b.load_state_dict({k: v for k, v in saved.items() if k != "epoch"})
+
+
+def test_checkpoint_rotation_keeps_the_previous_and_falls_back(tmp_path):
+    import torch
+    record = tiny_record(tmp_path)
+    record.save_checkpoint("last", {"epoch": 1, "w": torch.ones(2)}, keep_previous=True)
+    record.save_checkpoint("last", {"epoch": 2, "w": torch.zeros(2)}, keep_previous=True)
+    folder = tmp_path / "p" / "g_s0" / "checkpoints"
+    assert sorted(os.listdir(folder)) == ["last.prev.pt", "last.pt"]
+    assert record.load_checkpoint()["epoch"] == 2 and record.notes == []
+    os.remove(folder / "last.pt")        # stopped between the two renames
+    assert record.load_checkpoint()["epoch"] == 1
+    assert "stopped while replacing last.pt" in record.notes[-1]
+    with pytest.raises(Exception, match="Unsupported|not allowed|weights"):
+        record.save_checkpoint("last", {"epoch": 3, "obj": Selection("a", "b")})
+
+
+def test_the_log_is_cut_back_to_the_checkpoint_epoch(tmp_path):
+    record = tiny_record(tmp_path)
+    os.makedirs(record.dir)
+    for epoch in range(3):
+        record.log(epoch, "test", {"e_recall@1": epoch / 10})
+    with open(record.path("metrics.jsonl"), "a") as f:
+        f.write('{"epoch": 3, "spl')
+    record.truncate_log(1)
+    assert [r["epoch"] for r in record.metric_rows()] == [0, 1]
+    assert open(record.path("metrics.jsonl")).read().endswith("}\n")
+    record.truncate_log(-1)
+    assert record.metric_rows() == []
+
+
+def test_every_torch_load_in_the_repository_is_weights_only():
+    import re
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    offenders = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d != "Datasets"]
+        for name in files:
+            if name.endswith(".py"):
+                path = os.path.join(folder, name)
+                with open(path) as f:
+                    text = f.read()
+                for call in re.finditer(r"torch\.load\(([^()]|\([^()]*\))*\)", text):
+                    if "weights_only=True" not in call.group(0):
+                        offenders.append(f"{os.path.relpath(path, root)}: {call.group(0)[:60]}")
+    assert offenders == []

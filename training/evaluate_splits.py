@@ -7,6 +7,8 @@ from typing import Any
 import torch
 
 import evaluation
+from runrecord import faults
+from training.epoch import NonFiniteSteps
 
 
 def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: torch.device, *,
@@ -19,6 +21,10 @@ def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: 
         start = time.perf_counter()
         embeds, labels = evaluation.compute_embeddings(model, loader, device, amp=amp,
                                                         layer=layer)
+        if not bool(torch.isfinite(embeds).all()):
+            raise NonFiniteSteps(f"training diverged: the network's {split} embeddings hold "
+                                 "NaN or inf; last.pt keeps the last finite epoch; lower --lr "
+                                 "or check the loss flags")
         ds = loader.dataset
         values = evaluation.evaluate(
             embeds, labels, metrics,
@@ -27,4 +33,5 @@ def evaluate_splits(model, loaders: dict[str, Any], metrics: list[str], device: 
             device=str(device) if on_gpu else "cpu", seed=seed)
         values["eval_time_s"] = time.perf_counter() - start
         results[split] = values
+        faults.point("split_evaluated")
     return results
