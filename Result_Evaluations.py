@@ -1,7 +1,8 @@
 """Runs → tables, significance tests and figures; see ``results/cli.py`` for the options.
 
-    python Result_Evaluations.py Training_Results/RevisitDML --select selected --out Results
+python Result_Evaluations.py Training_Results/RevisitDML --select selected --out Results
 """
+
 from __future__ import annotations
 
 import sys

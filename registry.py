@@ -17,6 +17,7 @@ other values are dropped, so a caller may offer context that some entries do not
 
 Help text comes from the class docstring: an ``Args:`` section with ``name: text`` lines.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,8 +25,9 @@ import inspect
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 class RegistryError(ValueError):
@@ -36,10 +38,10 @@ class RegistryError(ValueError):
 class Param:
     """One hyper-parameter of a plug-in, seen as a command-line flag."""
 
-    name: str            # keyword argument of the class
-    flag: str            # "--loss_margin_beta"
+    name: str  # keyword argument of the class
+    flag: str  # "--loss_margin_beta"
     default: Any
-    type: Any            # float, int, str, bool, or list[...] (nargs)
+    type: Any  # float, int, str, bool, or list[...] (nargs)
     help: str
     choices: tuple | None = None
 
@@ -79,10 +81,10 @@ def _first_line(cls: type) -> str:
 class _Chain:
     """An entry's constructor chain, walked once at registration."""
 
-    inits: tuple[Callable, ...]                # __init__ functions, most derived first
-    params: tuple[inspect.Parameter, ...]      # named parameters, first occurrence wins
-    context: frozenset[str]                    # declared context_params
-    open_ended: bool                           # the chain ends in **kwargs: any context passes
+    inits: tuple[Callable, ...]  # __init__ functions, most derived first
+    params: tuple[inspect.Parameter, ...]  # named parameters, first occurrence wins
+    context: frozenset[str]  # declared context_params
+    open_ended: bool  # the chain ends in **kwargs: any context passes
 
     @property
     def names(self) -> frozenset[str]:
@@ -103,7 +105,7 @@ def _walk(cls: type) -> _Chain:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue
-        if klass is object:   # the last __init__ keeps its **kwargs (object's takes none)
+        if klass is object:  # the last __init__ keeps its **kwargs (object's takes none)
             break
         inits.append(init)
         sig = list(inspect.signature(init).parameters.values())[1:]
@@ -113,8 +115,12 @@ def _walk(cls: type) -> _Chain:
         open_ended = any(p.kind is p.VAR_KEYWORD for p in sig)
         if not open_ended:
             break
-    return _Chain(tuple(inits), tuple(params.values()),
-                  frozenset(getattr(cls, "context_params", ())), open_ended)
+    return _Chain(
+        tuple(inits),
+        tuple(params.values()),
+        frozenset(getattr(cls, "context_params", ())),
+        open_ended,
+    )
 
 
 def _unwrap_optional(tp: Any) -> Any:
@@ -140,7 +146,7 @@ class Registry:
         self._entries: dict[str, type] = {}
         self._flags: dict[str, dict[str, str]] = {}
         self._chains: dict[str, _Chain] = {}
-        self._params: dict[str, list[Param]] = {}   # filled on first use (hints resolve late)
+        self._params: dict[str, list[Param]] = {}  # filled on first use (hints resolve late)
 
     # ----------------------------------------------------------------------------- registration
     def register(self, name: str, *, flags: dict[str, str] | None = None) -> Callable[[type], type]:
@@ -155,7 +161,8 @@ class Registry:
             for kw in flags or {}:
                 if kw not in chain.names:
                     raise RegistryError(
-                        f"{cls.__name__} has no argument {kw!r} for its legacy flag")
+                        f"{cls.__name__} has no argument {kw!r} for its legacy flag"
+                    )
             self._entries[name], self._chains[name] = cls, chain
             self._flags[name] = dict(flags or {})
             self._params.pop(name, None)
@@ -192,7 +199,7 @@ class Registry:
             return self._params[name]
         cls, chain = self.get(name), self._chains[name]
         hints: dict[str, Any] = {}
-        for init in reversed(chain.inits):   # a subclass's annotation wins over its base's
+        for init in reversed(chain.inits):  # a subclass's annotation wins over its base's
             hints.update(typing.get_type_hints(init))
         docs = _doc_args(cls)
         out = []
@@ -217,7 +224,9 @@ class Registry:
         self.get(name)
         return [p.name for p in self._chains[name].params if self._chains[name].is_context(p)]
 
-    def add_flags(self, parser: argparse.ArgumentParser, seen: dict[str, Param] | None = None) -> None:
+    def add_flags(
+        self, parser: argparse.ArgumentParser, seen: dict[str, Param] | None = None
+    ) -> None:
         """One argument group per entry, holding that entry's flags (shared flags appear once)."""
         seen = {} if seen is None else seen
         for name in self.names():
@@ -231,7 +240,8 @@ class Registry:
                     if seen[p.dest].default != p.default:
                         raise RegistryError(
                             f"flag {p.flag} is shared with different defaults "
-                            f"({seen[p.dest].default!r} vs {p.default!r})")
+                            f"({seen[p.dest].default!r} vs {p.default!r})"
+                        )
                     continue
                 seen[p.dest] = p
                 group.add_argument(p.flag, **_argparse_kwargs(p))
@@ -267,4 +277,3 @@ def _argparse_kwargs(p: Param) -> dict[str, Any]:
     if p.choices:
         kwargs["choices"] = p.choices
     return kwargs
-

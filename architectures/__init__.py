@@ -5,6 +5,7 @@ Learning", ICML 2020: ``--arch`` keeps that harness's composite names
 (``resnet50_frozen_normalize``, ``bninception_normalize_frozen``), parsed exactly by
 :func:`parse_arch` instead of by substring.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,9 +15,16 @@ from architectures.base import ARCH_OPTIONS, ARCHITECTURES, ArchSpec, ImageSpec,
 from architectures.embedding_net import EVAL_LAYERS, EmbeddingNet
 
 
-def build_model(arch: str, opt: Any = None, *, embed_dim: int, pretrained: bool,
-                weights_path: str | None = None, image_size: int = 0,
-                image_resize: int = 0) -> EmbeddingNet:
+def build_model(
+    arch: str,
+    opt: Any = None,
+    *,
+    embed_dim: int,
+    pretrained: bool,
+    weights_path: str | None = None,
+    image_size: int = 0,
+    image_resize: int = 0,
+) -> EmbeddingNet:
     """``--arch`` name → network mapping ``(B, C, H, W)`` images to ``(B, embed_dim)`` embeddings.
 
     Backbone flags (``--arch_smallnet_width``) are read from ``opt``; the composite-name options,
@@ -28,13 +36,29 @@ def build_model(arch: str, opt: Any = None, *, embed_dim: int, pretrained: bool,
     pools adaptively, so any size runs (the ImageNet nets need about 32 pixels or more).
     """
     spec = parse_arch(arch)
-    model = ARCHITECTURES.build(spec.base, opt, embed_dim=embed_dim, frozen=spec.frozen,
-                                normalize=spec.normalize, double=spec.double, he=spec.he,
-                                pretrained=pretrained, weights_path=weights_path,
-                                timm_name=spec.timm_name)
+    model = ARCHITECTURES.build(
+        spec.base,
+        opt,
+        embed_dim=embed_dim,
+        frozen=spec.frozen,
+        normalize=spec.normalize,
+        double=spec.double,
+        he=spec.he,
+        pretrained=pretrained,
+        weights_path=weights_path,
+        timm_name=spec.timm_name,
+    )
     model.image_spec = model.image_spec.scaled(image_size, image_resize)
     return model
 
 
-__all__ = ["ARCHITECTURES", "ARCH_OPTIONS", "ArchSpec", "EVAL_LAYERS", "EmbeddingNet", "ImageSpec",
-           "build_model", "parse_arch"]
+__all__ = [
+    "ARCHITECTURES",
+    "ARCH_OPTIONS",
+    "EVAL_LAYERS",
+    "ArchSpec",
+    "EmbeddingNet",
+    "ImageSpec",
+    "build_model",
+    "parse_arch",
+]

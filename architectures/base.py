@@ -13,6 +13,7 @@ BN-Inception BGR/0–255 convention), which the datasets read to build their tra
 Deviation from the original harness: option tokens are parsed exactly (the original matched
 substrings anywhere, so ``resnet50_junk`` or ``…_300epoch`` were accepted and ignored).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
@@ -35,11 +36,15 @@ ARCH_OPTIONS = {
 def check_image_flags(size: int, resize: int) -> None:
     """``--image_size`` / ``--image_resize`` no network can use raise ValueError (0: its own)."""
     if size < 0 or resize < 0:
-        raise ValueError(f"--image_size {size} and --image_resize {resize} must be >= 0 "
-                         "(0 keeps the architecture's own)")
+        raise ValueError(
+            f"--image_size {size} and --image_resize {resize} must be >= 0 "
+            "(0 keeps the architecture's own)"
+        )
     if 0 < resize < size:
-        raise ValueError(f"--image_resize {resize} is smaller than --image_size {size}: "
-                         "the evaluation centre crop would not fit; give a resize >= the size")
+        raise ValueError(
+            f"--image_resize {resize} is smaller than --image_size {size}: "
+            "the evaluation centre crop would not fit; give a resize >= the size"
+        )
 
 
 @dataclass(frozen=True)
@@ -53,18 +58,18 @@ class ImageSpec:
     ``[104, 117, 128]`` convention. :meth:`normalize` applies all of it.
     """
 
-    size: int = 224                    # square crop fed to the network
+    size: int = 224  # square crop fed to the network
     channels: int = 3
     mean: tuple[float, ...] = (0.485, 0.456, 0.406)
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
-    bgr_255: bool = False              # BN-Inception: BGR channel order, pixel range 0-255
-    resize: int | None = None          # eval resize before the centre crop (None: size * 256/224)
+    bgr_255: bool = False  # BN-Inception: BGR channel order, pixel range 0-255
+    resize: int | None = None  # eval resize before the centre crop (None: size * 256/224)
 
     @property
     def eval_resize(self) -> int:
         return self.resize if self.resize is not None else round(self.size * 256 / 224)
 
-    def scaled(self, size: int = 0, resize: int = 0) -> "ImageSpec":
+    def scaled(self, size: int = 0, resize: int = 0) -> ImageSpec:
         """This spec at input side ``size`` (0: unchanged) with eval ``resize`` (0: the same ratio
         to the crop as now, e.g. 256/224 for the ImageNet nets, 1 for smallnet)."""
         check_image_flags(size, resize)
@@ -89,13 +94,13 @@ class ArchSpec:
     normalize: bool = False
     double: bool = False
     he: bool = False
-    timm_name: str = ""    # base "timm": the timm model name of ``timm:<name>``
+    timm_name: str = ""  # base "timm": the timm model name of ``timm:<name>``
 
 
 def _parse_timm(name: str) -> ArchSpec:
     """``timm:<model>[_frozen][_normalize]``: option tokens are peeled off the end (timm names
     contain underscores but none ends in an option token), the rest must be a timm model."""
-    rest = name[len("timm:"):]
+    rest = name[len("timm:") :]
     flags: dict[str, bool] = {}
     while True:
         head, _, tail = rest.rpartition("_")
@@ -109,8 +114,9 @@ def _parse_timm(name: str) -> ArchSpec:
     if not rest or not timm.is_model(rest):
         near = timm.list_models(f"*{rest}*")[:5] if rest else []
         hint = f" (similar: {', '.join(near)})" if near else ""
-        raise RegistryError(f"--arch {name}: {rest!r} is not a timm model{hint}; see "
-                            "timm.list_models()")
+        raise RegistryError(
+            f"--arch {name}: {rest!r} is not a timm model{hint}; see timm.list_models()"
+        )
     return ArchSpec("timm", timm_name=rest, **flags)
 
 
@@ -124,24 +130,30 @@ def parse_arch(name: str) -> ArchSpec:
     if name.startswith("timm:"):
         return _parse_timm(name)
     if name == "timm" or name.startswith("timm_"):
-        raise RegistryError(f"--arch {name}: name the timm model, --arch timm:<name>[_frozen]"
-                            "[_normalize], e.g. timm:resnet18_normalize")
+        raise RegistryError(
+            f"--arch {name}: name the timm model, --arch timm:<name>[_frozen]"
+            "[_normalize], e.g. timm:resnet18_normalize"
+        )
     bases = sorted(ARCHITECTURES.names(), key=len, reverse=True)
     base = next((b for b in bases if name == b or name.startswith(b + "_")), None)
     if base is None:
-        raise RegistryError(f"unknown architecture {name!r}; choose one of: "
-                            f"{', '.join(ARCHITECTURES.names())}, optionally followed by "
-                            f"_{'/_'.join(ARCH_OPTIONS)}")
-    tokens = name[len(base):].split("_")[1:]
+        raise RegistryError(
+            f"unknown architecture {name!r}; choose one of: "
+            f"{', '.join(ARCHITECTURES.names())}, optionally followed by "
+            f"_{'/_'.join(ARCH_OPTIONS)}"
+        )
+    tokens = name[len(base) :].split("_")[1:]
     supported = getattr(ARCHITECTURES.get(base), "options", ("frozen", "normalize"))
     flags = {}
     for t in tokens:
         if t not in ARCH_OPTIONS:
-            raise RegistryError(f"unknown option {t!r} in --arch {name}; allowed options: "
-                                f"{', '.join(ARCH_OPTIONS)}")
+            raise RegistryError(
+                f"unknown option {t!r} in --arch {name}; allowed options: {', '.join(ARCH_OPTIONS)}"
+            )
         if t not in supported:
-            raise RegistryError(f"option {t!r} is not available for {base}; it supports: "
-                                f"{', '.join(supported)}")
+            raise RegistryError(
+                f"option {t!r} is not available for {base}; it supports: {', '.join(supported)}"
+            )
         if t in flags:
             raise RegistryError(f"option {t!r} repeated in --arch {name}")
         flags[t] = True

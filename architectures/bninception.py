@@ -12,6 +12,7 @@ and 0.0039, a < 0.6 % difference in scale. The fixed 7×7 average pool becomes a
 any input size works (for 224 crops it is the same). Deviation: ``--not_pretrained`` is honoured
 (the original always loaded ImageNet weights).
 """
+
 from __future__ import annotations
 
 import torch
@@ -38,12 +39,24 @@ class BNInception(EmbeddingNet):
     options = ("frozen", "normalize", "double", "he")
     weight_files = ("bn_inception-52deb4733.pth",)
     classifier_prefixes = ("last_linear.",)
-    image_spec = ImageSpec(size=224, resize=256, mean=(128 / 255, 117 / 255, 104 / 255),
-                           std=(1 / 255, 1 / 255, 1 / 255), bgr_255=True)
+    image_spec = ImageSpec(
+        size=224,
+        resize=256,
+        mean=(128 / 255, 117 / 255, 104 / 255),
+        std=(1 / 255, 1 / 255, 1 / 255),
+        bgr_255=True,
+    )
 
-    def __init__(self, embed_dim: int, frozen: bool = False, normalize: bool = False,
-                 double: bool = False, he: bool = False, pretrained: bool = True,
-                 weights_path: str | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        frozen: bool = False,
+        normalize: bool = False,
+        double: bool = False,
+        he: bool = False,
+        pretrained: bool = True,
+        weights_path: str | None = None,
+    ):
         super().__init__(frozen=frozen, normalize=normalize)
         # pretrainedmodels imports all of its zoo (and the undeclared `six`): only pay for it here.
         from pretrainedmodels.models.bninception import BNInception as _BNInception

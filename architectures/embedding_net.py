@@ -8,6 +8,7 @@ Deviations from the original harness: ``frozen`` also freezes the batch-norm aff
 each layer's ``train``; here ``train()`` is overridden); networks return only the embedding, cast
 to float32, not ``(embedding, (pooled, feature map))``.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict
@@ -20,7 +21,6 @@ from torch import nn
 
 from architectures.base import ImageSpec
 from architectures.weights import find_weights, load_backbone_weights
-
 
 #: Layers whose output can be evaluated (``--eval_layer``).
 EVAL_LAYERS = ("head", "pooled")
@@ -38,7 +38,14 @@ class EmbeddingNet(nn.Module):
 
     options: ClassVar[tuple[str, ...]] = ("frozen", "normalize")
     context_params: ClassVar[tuple[str, ...]] = (
-        "embed_dim", "frozen", "normalize", "double", "he", "pretrained", "weights_path")
+        "embed_dim",
+        "frozen",
+        "normalize",
+        "double",
+        "he",
+        "pretrained",
+        "weights_path",
+    )
     #: ImageNet weight files looked up in ``torch.hub.get_dir()/checkpoints``, preferred first.
     weight_files: ClassVar[tuple[str, ...]] = ()
     #: State-dict prefixes of the ImageNet classifier, skipped when loading weights (as is the
@@ -52,7 +59,7 @@ class EmbeddingNet(nn.Module):
         super().__init__()
         self.frozen = frozen
         self.normalize = normalize
-        self.weights_source: str | None = None   # file the backbone weights came from, if any
+        self.weights_source: str | None = None  # file the backbone weights came from, if any
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """``images: (B, C, H, W)`` → pooled features ``(B, F)``."""
@@ -65,11 +72,16 @@ class EmbeddingNet(nn.Module):
 
     def describe(self) -> dict:
         """What the run record keeps about the network (``model.json``)."""
-        return {"class": type(self).__name__, "image_spec": asdict(self.image_spec),
-                "weights_source": self.weights_source, "frozen": self.frozen,
-                "normalize": self.normalize, "embed_dim": self.head.out_features,
-                "feature_dim": self.head.in_features,
-                "parameters": sum(p.numel() for p in self.parameters())}
+        return {
+            "class": type(self).__name__,
+            "image_spec": asdict(self.image_spec),
+            "weights_source": self.weights_source,
+            "frozen": self.frozen,
+            "normalize": self.normalize,
+            "embed_dim": self.head.out_features,
+            "feature_dim": self.head.in_features,
+            "parameters": sum(p.numel() for p in self.parameters()),
+        }
 
     def represent(self, images: torch.Tensor, layer: str = "head") -> torch.Tensor:
         """The output of ``layer`` (one of ``EVAL_LAYERS``) as float32, unit norm with ``normalize``.
@@ -95,8 +107,10 @@ class EmbeddingNet(nn.Module):
         error rather than silently ignored.
         """
         if weights_path is not None and not pretrained:
-            raise ValueError(f"weights file {weights_path} given with pretrained=False: "
-                             "drop --pretrained_weights or --not_pretrained")
+            raise ValueError(
+                f"weights file {weights_path} given with pretrained=False: "
+                "drop --pretrained_weights or --not_pretrained"
+            )
         if pretrained and (weights_path is not None or self.weight_files):
             name = getattr(self, "registry_name", type(self).__name__)
             path = find_weights(name, self.weight_files, weights_path)

@@ -12,6 +12,7 @@ datasets for mean = std = 0.5 directly, so the network sees the same numbers. Cr
 original; torchvision's dropout (p = 0.2) before the classifier stays before the head. The
 auxiliary classifiers are not built.
 """
+
 from __future__ import annotations
 
 import torch
@@ -39,11 +40,18 @@ class GoogLeNet(EmbeddingNet):
     classifier_prefixes = ("fc.", "aux1.", "aux2.")
     image_spec = ImageSpec(size=227, resize=256, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
 
-    def __init__(self, embed_dim: int, frozen: bool = False, normalize: bool = False,
-                 pretrained: bool = True, weights_path: str | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        frozen: bool = False,
+        normalize: bool = False,
+        pretrained: bool = True,
+        weights_path: str | None = None,
+    ):
         super().__init__(frozen=frozen, normalize=normalize)
         self.backbone = torchvision.models.googlenet(
-            weights=None, aux_logits=False, transform_input=False, init_weights=not pretrained)
+            weights=None, aux_logits=False, transform_input=False, init_weights=not pretrained
+        )
         self.backbone.fc = nn.Identity()
         self.head = nn.Linear(1024, embed_dim)
         self.finish(pretrained, weights_path)

@@ -9,6 +9,7 @@ The original harness took Cadene's pretrainedmodels ``resnet50`` (torchvision's 
 ``resnet50-11ad3fa6.pth`` (different, stronger ImageNet weights: note which one ``weights_source``
 names when comparing runs). Global average pooling, then Linear(2048 → embed_dim).
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,8 +37,14 @@ class ResNet50(EmbeddingNet):
     classifier_prefixes = ("fc.",)
     image_spec = ImageSpec(size=224, resize=256)
 
-    def __init__(self, embed_dim: int, frozen: bool = False, normalize: bool = False,
-                 pretrained: bool = True, weights_path: str | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        frozen: bool = False,
+        normalize: bool = False,
+        pretrained: bool = True,
+        weights_path: str | None = None,
+    ):
         super().__init__(frozen=frozen, normalize=normalize)
         self.backbone = torchvision.models.resnet50(weights=None)
         self.backbone.fc = nn.Identity()

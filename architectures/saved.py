@@ -8,6 +8,7 @@ data (``torch.load(weights_only=True)``); anything that does not fit (another dm
 another architecture, a file that is not a checkpoint) is a :class:`SavedRunError` with one line
 saying what differs.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,11 +32,11 @@ class SavedRunError(ValueError):
 
 @dataclass
 class SavedModel:
-    model: EmbeddingNet          # in eval mode, on the CPU
-    config: dict[str, Any]       # the run's config.json
+    model: EmbeddingNet  # in eval mode, on the CPU
+    config: dict[str, Any]  # the run's config.json
     run_dir: Path
     checkpoint: Path
-    epoch: int | None            # the epoch the checkpoint was written at, when it says
+    epoch: int | None  # the epoch the checkpoint was written at, when it says
 
 
 def is_network_flag(name: str) -> bool:
@@ -47,8 +48,10 @@ def _read_json(path: Path, what: str) -> dict:
         with open(path) as f:
             return json.load(f)
     except FileNotFoundError as err:
-        raise SavedRunError(f"{path} not found: --checkpoint must lie in <run folder>/checkpoints/ "
-                            f"next to the run's {what}") from err
+        raise SavedRunError(
+            f"{path} not found: --checkpoint must lie in <run folder>/checkpoints/ "
+            f"next to the run's {what}"
+        ) from err
     except (OSError, json.JSONDecodeError) as err:
         raise SavedRunError(f"cannot read {path}: {err}") from err
 
@@ -60,8 +63,11 @@ def read_run(checkpoint: str | Path) -> tuple[Path, dict, dict | None]:
         raise SavedRunError(f"checkpoint {path} not found; pass RUN_DIR/checkpoints/best.pt")
     run_dir = path.resolve().parent.parent
     config = _read_json(run_dir / "config.json", "config.json")
-    model_json = _read_json(run_dir / "model.json", "model.json") \
-        if (run_dir / "model.json").is_file() else None
+    model_json = (
+        _read_json(run_dir / "model.json", "model.json")
+        if (run_dir / "model.json").is_file()
+        else None
+    )
     return run_dir, config, model_json
 
 
@@ -71,35 +77,47 @@ def read_state(checkpoint: str | Path) -> dict:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors have many types: name the file, keep the cause
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SavedRunError(f"checkpoint {checkpoint} is not a plain-data dmlbench checkpoint "
-                            f"(another version, or not a checkpoint): {first}") from err
+        raise SavedRunError(
+            f"checkpoint {checkpoint} is not a plain-data dmlbench checkpoint "
+            f"(another version, or not a checkpoint): {first}"
+        ) from err
     if not isinstance(state, Mapping) or not isinstance(state.get("model"), Mapping):
-        raise SavedRunError(f"checkpoint {checkpoint} holds no network state_dict under 'model' "
-                            "(written by another version of dmlbench?)")
+        raise SavedRunError(
+            f"checkpoint {checkpoint} holds no network state_dict under 'model' "
+            "(written by another version of dmlbench?)"
+        )
     return dict(state)
 
 
-def rebuild(config: Mapping[str, Any], model_json: Mapping[str, Any] | None = None
-            ) -> EmbeddingNet:
+def rebuild(config: Mapping[str, Any], model_json: Mapping[str, Any] | None = None) -> EmbeddingNet:
     """The untrained network the run's flags describe, checked against its ``model.json``."""
     try:
-        model = build_model(config["arch"], dict(config), embed_dim=config["embed_dim"],
-                            pretrained=False, image_size=config.get("image_size", 0),
-                            image_resize=config.get("image_resize", 0))
+        model = build_model(
+            config["arch"],
+            dict(config),
+            embed_dim=config["embed_dim"],
+            pretrained=False,
+            image_size=config.get("image_size", 0),
+            image_resize=config.get("image_resize", 0),
+        )
     except KeyError as err:
-        raise SavedRunError(f"config.json lacks {err} (written by another version of dmlbench?)"
-                            ) from err
+        raise SavedRunError(
+            f"config.json lacks {err} (written by another version of dmlbench?)"
+        ) from err
     except Exception as err:  # RegistryError, ValueError, timm's errors: one line either way
-        raise SavedRunError(f"this version cannot build the run's --arch {config['arch']}: "
-                            f"{err}") from err
+        raise SavedRunError(
+            f"this version cannot build the run's --arch {config['arch']}: {err}"
+        ) from err
     if model_json:
         built = model.describe()
         for key in ("class", "embed_dim", "feature_dim", "image_spec"):
             saved = model_json.get(key)
             now = asdict(model.image_spec) if key == "image_spec" else built[key]
             if saved is not None and json.loads(json.dumps(now)) != saved:
-                raise SavedRunError(f"model.json says {key} = {saved}, this version builds {now} "
-                                    f"for --arch {config['arch']}: written by another version")
+                raise SavedRunError(
+                    f"model.json says {key} = {saved}, this version builds {now} "
+                    f"for --arch {config['arch']}: written by another version"
+                )
     return model
 
 
@@ -111,15 +129,30 @@ def load_saved_model(checkpoint: str | Path) -> SavedModel:
     own, saved = model.state_dict(), state["model"]
     missing = [k for k in own if k not in saved]
     unexpected = [k for k in saved if k not in own]
-    wrong = [k for k, v in saved.items()
-             if k in own and (not torch.is_tensor(v) or v.shape != own[k].shape)]
+    wrong = [
+        k
+        for k, v in saved.items()
+        if k in own and (not torch.is_tensor(v) or v.shape != own[k].shape)
+    ]
     if missing or unexpected or wrong:
-        parts = [f"{len(v)} {what} (e.g. {', '.join(v[:2])})" for what, v in (
-            ("missing keys", missing), ("unexpected keys", unexpected),
-            ("shape mismatches", wrong)) if v]
-        raise SavedRunError(f"checkpoint {checkpoint} does not fit --arch {config['arch']}: "
-                            + "; ".join(parts))
+        parts = [
+            f"{len(v)} {what} (e.g. {', '.join(v[:2])})"
+            for what, v in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", wrong),
+            )
+            if v
+        ]
+        raise SavedRunError(
+            f"checkpoint {checkpoint} does not fit --arch {config['arch']}: " + "; ".join(parts)
+        )
     model.load_state_dict(saved, strict=True)
     epoch = state.get("epoch")
-    return SavedModel(model.eval(), config, run_dir, Path(checkpoint),
-                      int(epoch) if isinstance(epoch, int) else None)
+    return SavedModel(
+        model.eval(),
+        config,
+        run_dir,
+        Path(checkpoint),
+        int(epoch) if isinstance(epoch, int) else None,
+    )

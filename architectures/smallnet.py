@@ -9,6 +9,7 @@ There are no published weights: ``pretrained=True`` without ``weights_path`` loa
 not an error (``--not_pretrained`` defaults to off for every arch). A ``weights_path`` (a smallnet
 state_dict, e.g. of a network from an earlier run) is loaded like for the big nets.
 """
+
 from __future__ import annotations
 
 import torch
@@ -22,8 +23,12 @@ def _block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
     # Pooling before BN + ReLU (not after) runs those two on a 4x smaller map: on a CPU they, not
     # the convolutions, dominate the step time at 32x32.
     pool_layer = [nn.MaxPool2d(2)] if pool else []
-    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), *pool_layer,
-                         nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+        *pool_layer,
+        nn.BatchNorm2d(c_out),
+        nn.ReLU(inplace=True),
+    )
 
 
 @ARCHITECTURES.register("smallnet")
@@ -46,23 +51,37 @@ class SmallNet(EmbeddingNet):
 
     options = ("frozen", "normalize")
 
-    def __init__(self, embed_dim: int, frozen: bool = False, normalize: bool = False,
-                 pretrained: bool = False, weights_path: str | None = None,
-                 width: int = 32, channels: int = 1, grid: int = 1):
+    def __init__(
+        self,
+        embed_dim: int,
+        frozen: bool = False,
+        normalize: bool = False,
+        pretrained: bool = False,
+        weights_path: str | None = None,
+        width: int = 32,
+        channels: int = 1,
+        grid: int = 1,
+    ):
         super().__init__(frozen=frozen, normalize=normalize)
         if grid < 1:
             raise ValueError(f"smallnet grid must be >= 1, got {grid}")
         w = width
         self.backbone = nn.Sequential(
-            _block(channels, w, True), _block(w, 2 * w, True), _block(2 * w, 4 * w, True),
-            _block(4 * w, 4 * w, False), nn.AdaptiveAvgPool2d(grid), nn.Flatten())
+            _block(channels, w, True),
+            _block(w, 2 * w, True),
+            _block(2 * w, 4 * w, True),
+            _block(4 * w, 4 * w, False),
+            nn.AdaptiveAvgPool2d(grid),
+            nn.Flatten(),
+        )
         # channels_last roughly doubles CPU throughput (oneDNN kernels); .to(device) keeps it.
         self.backbone.to(memory_format=torch.channels_last)
         self.head = nn.Linear(4 * w * grid * grid, embed_dim)
         # 32×32 input (--image_size changes it; any size works: adaptive pooling). Eval uses the
         # whole image (resize == size): small glyphs have no border to spare.
-        self.image_spec = ImageSpec(size=32, channels=channels, mean=(0.5,) * channels,
-                                    std=(0.5,) * channels, resize=32)
+        self.image_spec = ImageSpec(
+            size=32, channels=channels, mean=(0.5,) * channels, std=(0.5,) * channels, resize=32
+        )
         self.finish(pretrained, weights_path)
 
     def features(self, images: torch.Tensor) -> torch.Tensor:

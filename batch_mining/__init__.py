@@ -1,5 +1,5 @@
 """Tuple miners, one per module; importing a module registers it in ``MINERS``."""
-from batch_mining.base import MINERS, Miner, Triplets, NPairs, Lifted
+
 from batch_mining import (  # noqa: F401  (each import registers its miner)
     all_triplets,
     distance,
@@ -16,5 +16,6 @@ from batch_mining import (  # noqa: F401  (each import registers its miner)
     semihard,
     softhard,
 )
+from batch_mining.base import MINERS, Lifted, Miner, NPairs, Triplets
 
-__all__ = ["MINERS", "Miner", "Triplets", "NPairs", "Lifted"]
+__all__ = ["MINERS", "Lifted", "Miner", "NPairs", "Triplets"]

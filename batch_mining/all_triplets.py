@@ -8,6 +8,7 @@ Deviation: the cap keeps a uniformly random subset drawn from the miner's seeded
 in enumeration order; ``max_triplets = 0`` means no cap (OML's default is ``sys.maxsize``). The
 enumeration goes over (anchor, positive) pairs × negatives, never materialising a B³ mask.
 """
+
 from __future__ import annotations
 
 import torch

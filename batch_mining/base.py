@@ -10,6 +10,7 @@ can serve stored embeddings (rows after the batch) as extra positives and negati
 A miner's constructor names its own hyper-parameters and ends in ``**context``, handed on to
 ``Miner.__init__`` (which takes the run-time ``seed``).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -21,7 +22,7 @@ from registry import Registry
 
 
 class Triplets(NamedTuple):
-    anchors: torch.Tensor    # (T,) long
+    anchors: torch.Tensor  # (T,) long
     positives: torch.Tensor  # (T,) long
     negatives: torch.Tensor  # (T,) long
 
@@ -29,14 +30,14 @@ class Triplets(NamedTuple):
 class NPairs(NamedTuple):
     """One positive per anchor; every sample of another label is a negative."""
 
-    anchors: torch.Tensor    # (A,) long
+    anchors: torch.Tensor  # (A,) long
     positives: torch.Tensor  # (A,) long
 
 
 class Lifted(NamedTuple):
     """Anchors that have a positive; all same-label samples are positives, the rest negatives."""
 
-    anchors: torch.Tensor    # (A,) long
+    anchors: torch.Tensor  # (A,) long
 
 
 class Miner:

@@ -13,6 +13,7 @@ with no admissible negative falls back to a uniformly random negative; anchors w
 are skipped (the original appended a negative for them anyway, misaligning its zip of anchors,
 positives and negatives); ``1 - d²/4`` is clamped at 1e-8 so antipodal pairs cannot produce inf.
 """
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ Deviation from OML: the anchor itself is never its own positive (OML's miner cou
 anchor's class had no other sample in the batch); such anchors, and anchors without a negative, are
 skipped. Distances are Euclidean on the embeddings as given (no normalisation).
 """
+
 from __future__ import annotations
 
 import torch

@@ -9,6 +9,7 @@ Deviations: the original registered itself under the name ``random`` (copy-paste
 at least two samples in the batch are drawn, so a batch without any positive pair yields no
 triplets (the original drew singleton classes too).
 """
+
 from __future__ import annotations
 
 import torch

@@ -8,6 +8,7 @@ Deviation: returns only the anchors (:class:`Lifted`); the loss reads positives 
 the anchor) and negatives (other labels) from the label mask, which the original built per anchor
 in Python. Anchors without a positive or without a negative are skipped.
 """
+
 from __future__ import annotations
 
 from batch_mining.base import MINERS, Lifted, Miner

@@ -11,6 +11,7 @@ batch-hard or random rather than any miner; the queue lives on the embeddings' d
 and is reset when the embedding dimension changes. A stored copy of the anchor's own image from an
 earlier step is a legitimate (stale) positive.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -33,8 +34,9 @@ class MemoryBankMiner(Miner):
 
     produces = "triplets"
 
-    def __init__(self, size: int = 1024, mode: Literal["hard", "random"] = "hard",
-                 **context) -> None:
+    def __init__(
+        self, size: int = 1024, mode: Literal["hard", "random"] = "hard", **context
+    ) -> None:
         super().__init__(**context)
         if size < 1:
             raise ValueError(f"memory_bank size must be >= 1, got {size}")
@@ -65,7 +67,7 @@ class MemoryBankMiner(Miner):
         if self.bank is None:
             self.bank = torch.zeros(self.size, embeds.shape[1], device=embeds.device)
             self.bank_labels = torch.zeros(self.size, dtype=labels.dtype, device=labels.device)
-        embeds, labels = embeds[-self.size:], labels[-self.size:]
+        embeds, labels = embeds[-self.size :], labels[-self.size :]
         slots = (self.ptr + torch.arange(len(embeds))) % self.size
         self.bank[slots.to(self.bank.device)] = embeds.float().to(self.bank.device)
         self.bank_labels[slots.to(self.bank.device)] = labels.to(self.bank_labels.device)
@@ -92,5 +94,8 @@ class MemoryBankMiner(Miner):
     def select(self, rows: AnchorRows) -> Triplets:
         if self.mode == "hard":
             return batch_hard(rows)
-        return Triplets(rows.anchors, draw_uniform(rows.pos, self.generator),
-                        draw_uniform(rows.neg, self.generator))
+        return Triplets(
+            rows.anchors,
+            draw_uniform(rows.pos, self.generator),
+            draw_uniform(rows.neg, self.generator),
+        )

@@ -8,6 +8,7 @@ often label noise.
 Deviations: an anchor with fewer candidates than the range asks for contributes the ones it has;
 anchors without a positive or negative are skipped; the anchor is never its own positive.
 """
+
 from __future__ import annotations
 
 import torch
@@ -20,8 +21,9 @@ def _rank_range(value: tuple[int, ...] | list[int] | int, what: str) -> tuple[in
     v = [value] if isinstance(value, int) else list(value)
     lo, hi = (1, v[0]) if len(v) == 1 else (v[0], v[1])
     if len(v) > 2 or not 1 <= lo <= hi:
-        raise ValueError(f"n_hard_triplets {what} must be k or 'lo hi' with 1 <= lo <= hi, "
-                         f"got {value}")
+        raise ValueError(
+            f"n_hard_triplets {what} must be k or 'lo hi' with 1 <= lo <= hi, got {value}"
+        )
     return lo, hi
 
 
@@ -36,8 +38,9 @@ class NHardTripletsMiner(Miner):
 
     produces = "triplets"
 
-    def __init__(self, n_positive: tuple[int, ...] = (1,), n_negative: tuple[int, ...] = (3,),
-                 **context) -> None:
+    def __init__(
+        self, n_positive: tuple[int, ...] = (1,), n_negative: tuple[int, ...] = (3,), **context
+    ) -> None:
         super().__init__(**context)
         self.pos_range = _rank_range(n_positive, "n_positive")
         self.neg_range = _rank_range(n_negative, "n_negative")
@@ -58,4 +61,4 @@ class NHardTripletsMiner(Miner):
         lo, hi = rank
         k = min(hi, d.shape[1])
         val, idx = d.topk(k, dim=1, largest=largest)
-        return val[:, lo - 1:], idx[:, lo - 1:]
+        return val[:, lo - 1 :], idx[:, lo - 1 :]

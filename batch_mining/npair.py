@@ -7,6 +7,7 @@ Deviation: instead of lists of index arrays per anchor, the miner returns anchor
 (:class:`NPairs`); the loss takes the negatives from the label mask. Anchors without a positive or
 without a negative are skipped.
 """
+
 from __future__ import annotations
 
 from batch_mining.base import MINERS, Miner, NPairs

@@ -6,6 +6,7 @@ with ``np.random.choice`` inside a Python loop. Here every draw is an inverse-CD
 whole weight matrix, with the uniforms taken from the miner's own CPU generator, so a seed fixes the
 draw on any device.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -28,8 +29,9 @@ def normalized_distances(embeds: torch.Tensor, n_anchors: int | None = None) -> 
     return pairwise_distances(x[: n_anchors or len(x)], x)
 
 
-def label_masks(labels: torch.Tensor,
-                n_anchors: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def label_masks(
+    labels: torch.Tensor, n_anchors: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(pos, neg), both (A, N) bool: same label without the anchor itself / different label.
 
     Anchors are the first ``n_anchors`` rows (all rows by default); memory-bank rows follow them.
@@ -76,10 +78,10 @@ def with_fallback(preferred: torch.Tensor, fallback: torch.Tensor) -> torch.Tens
 class AnchorRows(NamedTuple):
     """The anchors of a batch that have both a positive and a negative, with their mask rows."""
 
-    anchors: torch.Tensor   # (A,) long
-    pos: torch.Tensor       # (A, N) bool
-    neg: torch.Tensor       # (A, N) bool
-    embeds: torch.Tensor    # (N, D), the rows the masks index (batch, then any memory rows)
+    anchors: torch.Tensor  # (A,) long
+    pos: torch.Tensor  # (A, N) bool
+    neg: torch.Tensor  # (A, N) bool
+    embeds: torch.Tensor  # (N, D), the rows the masks index (batch, then any memory rows)
 
     def distances(self) -> torch.Tensor:
         """(A, N) Euclidean distances from each anchor to every row."""
@@ -90,8 +92,9 @@ class AnchorRows(NamedTuple):
         return normalized_distances(self.embeds)[self.anchors]
 
 
-def anchor_rows(embeds: torch.Tensor, labels: torch.Tensor,
-                n_anchors: int | None = None) -> AnchorRows:
+def anchor_rows(
+    embeds: torch.Tensor, labels: torch.Tensor, n_anchors: int | None = None
+) -> AnchorRows:
     """Anchors among the first ``n_anchors`` rows (all by default) with a positive and a negative.
 
     embeds: (N, D), labels: (N,) -> AnchorRows with A <= n_anchors (A = 0 when there is none).

@@ -15,6 +15,7 @@ put its mass on d > 0.7, contradicting its name and ``hards``; distances are mea
 L2-normalised embeddings, matching the [0, 2] range the bins assume; an anchor with no negative of
 positive weight falls back to a uniform negative.
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -45,16 +46,21 @@ class ParametricMiner(Miner):
 
     produces = "triplets"
 
-    def __init__(self, mode: Literal["uniform", "hards", "semihards", "veryhards"] = "uniform",
-                 n_support: int = 30, support_lim: tuple[float, float] = (0.0, 2.0),
-                 **context) -> None:
+    def __init__(
+        self,
+        mode: Literal["uniform", "hards", "semihards", "veryhards"] = "uniform",
+        n_support: int = 30,
+        support_lim: tuple[float, float] = (0.0, 2.0),
+        **context,
+    ) -> None:
         super().__init__(**context)
         if mode not in _MODES:
             raise ValueError(f"parametric mode {mode!r}; choose one of {', '.join(_MODES)}")
         lo, hi = (float(v) for v in support_lim)
         if n_support < 2 or not lo < hi:
-            raise ValueError(f"parametric miner needs n_support >= 2 and lo < hi, got "
-                             f"{n_support}, {support_lim}")
+            raise ValueError(
+                f"parametric miner needs n_support >= 2 and lo < hi, got {n_support}, {support_lim}"
+            )
         self.mode, self.lo, self.hi = mode, lo, hi
         self.edges = torch.linspace(lo, hi, int(n_support), dtype=torch.float64)
         centres = (self.edges[1:] + self.edges[:-1]) / 2

@@ -9,6 +9,7 @@ respect the true labels.
 Deviations: the original registered itself under the name ``distance`` (copy-paste); it inherits
 the fixes of ``distance`` (normalised embeddings, working upper cut-off, uniform fallback).
 """
+
 from __future__ import annotations
 
 import torch

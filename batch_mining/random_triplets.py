@@ -10,6 +10,7 @@ enumeration: an anchor with probability proportional to its number of triplets |
 uniform positive and a uniform negative. ``B`` triplets are drawn *with* replacement, so a small
 batch yields duplicates instead of an error.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ fallback, skipped anchors); p' is the anchor's randomly drawn positive, which ha
 the original's separate draw. ``last_push`` counts the swapped triplets (the original's
 ``push_triplets``).
 """
+
 from __future__ import annotations
 
 import torch

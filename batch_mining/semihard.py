@@ -10,6 +10,7 @@ losses without a margin flag; anchors without a positive or without a negative a
 of crashing the loop; all anchors are handled at once. As in the original, an anchor with no
 semi-hard negative falls back to a uniformly random negative.
 """
+
 from __future__ import annotations
 
 from batch_mining.base import MINERS, Miner, Triplets

@@ -8,6 +8,7 @@ random positive / negative when no such sample exists.
 Deviation: anchors without a negative are skipped as well (the original crashed on them); all
 anchors are handled at once.
 """
+
 from __future__ import annotations
 
 import torch

@@ -3,6 +3,7 @@
 Measures the built-in ``glyphs`` set (its one-off generation time too) and a generated folder set in
 the CUB200 layout (JPEGs). Run: ``.venv/bin/python benchmarks/bench_data_pipeline.py [--workers 2]``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -18,16 +19,22 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from architectures.base import ImageSpec  # noqa: E402
-from datasets import build_splits  # noqa: E402
-from datasets.glyphs import Glyphs  # noqa: E402
+from architectures.base import ImageSpec
+from datasets import build_splits
+from datasets.glyphs import Glyphs
 
 
 def throughput(dataset, batch_size: int, workers: int, batches: int) -> float:
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
-                        drop_last=True, persistent_workers=workers > 0)
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=True,
+        num_workers=workers,
+        drop_last=True,
+        persistent_workers=workers > 0,
+    )
     it = iter(loader)
-    next(it)                                   # worker start-up is not throughput
+    next(it)  # worker start-up is not throughput
     start, n = time.perf_counter(), 0
     for _ in range(batches):
         try:
@@ -55,16 +62,28 @@ def main() -> None:
     ap.add_argument("--bs", type=int, default=112)
     ap.add_argument("--batches", type=int, default=30)
     args = ap.parse_args()
-    base = dict(seed=0, use_tv_split=False, tv_split_by_samples=False, tv_split_perc=0.8,
-                rotation_classes=1, cv_folds=0, fold=0)
+    base = dict(
+        seed=0,
+        use_tv_split=False,
+        tv_split_by_samples=False,
+        tv_split_perc=0.8,
+        rotation_classes=1,
+        cv_folds=0,
+        fold=0,
+    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         arrays = Glyphs(tmp).arrays()
         n_classes, per = len(arrays["codepoints"]), int(np.bincount(arrays["labels"]).min())
-        print(f"glyphs generation (default flags): {time.perf_counter() - start:.1f} s, "
-              f"{n_classes} classes x {per} instances, {len(arrays['font_names'])} fonts")
-        for spec, aug in ((ImageSpec(size=32, channels=1, mean=(0.5,), std=(0.5,)), "base"),
-                          (ImageSpec(size=224), "base"), (ImageSpec(size=224), "adv")):
+        print(
+            f"glyphs generation (default flags): {time.perf_counter() - start:.1f} s, "
+            f"{n_classes} classes x {per} instances, {len(arrays['font_names'])} fonts"
+        )
+        for spec, aug in (
+            (ImageSpec(size=32, channels=1, mean=(0.5,), std=(0.5,)), "base"),
+            (ImageSpec(size=224), "base"),
+            (ImageSpec(size=224), "adv"),
+        ):
             opt = argparse.Namespace(dataset="glyphs", source_path=tmp, augmentation=aug, **base)
             train = build_splits(opt, spec)["train"]
             ips = throughput(train, args.bs, args.workers, args.batches)
@@ -76,8 +95,10 @@ def main() -> None:
             train = build_splits(opt, ImageSpec(size=224))["train"]
             build = time.perf_counter() - start
             ips = throughput(train, args.bs, args.workers, max(args.batches // 5, 3))
-            print(f"folder  (JPEG 400x300, size 224) {aug:4s}: {ips:8.0f} images/s "
-                  f"(build_splits with file scan: {build:.2f} s for 600 files)")
+            print(
+                f"folder  (JPEG 400x300, size 224) {aug:4s}: {ips:8.0f} images/s "
+                f"(build_splits with file scan: {build:.2f} s for 600 files)"
+            )
     print(f"workers={args.workers} bs={args.bs} torch threads={torch.get_num_threads()}")
 
 

@@ -16,6 +16,7 @@ or the peak of allocated CUDA memory on a GPU.
     .venv/bin/python benchmarks/bench_evaluation.py [--quick] [--device cpu|cuda]
         [--backend torch|faiss] [--kmeans auto|faiss|torch] [--noise 1.2] [--threads N] [--skip c d]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,13 +30,26 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from evaluation import evaluate, knn
 
-SUITE = ["e_recall@1", "e_recall@2", "e_recall@4", "e_recall@10", "e_recall@100", "e_recall@1000",
-         "mAP_at_r", "r_precision", "mAP_c", "mAP_1000", "mrr"]
+SUITE = [
+    "e_recall@1",
+    "e_recall@2",
+    "e_recall@4",
+    "e_recall@10",
+    "e_recall@100",
+    "e_recall@1000",
+    "mAP_at_r",
+    "r_precision",
+    "mAP_c",
+    "mAP_1000",
+    "mrr",
+]
 TOP_K = 1000  # the deepest rank SUITE reads (e_recall@1000, mAP_1000)
 PAIRS = ["fnmr@0.001", "pr_auc"]
 
 
-def synthetic(n: int, n_classes: int, dim: int, noise: float = 1.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def synthetic(
+    n: int, n_classes: int, dim: int, noise: float = 1.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """n samples in n_classes classes of 2..12 samples; (n, dim) float32 unit vectors, (n,) labels."""
     rng = np.random.default_rng(seed)
     sizes = np.clip(rng.geometric(1 / (n / n_classes - 1), n_classes) + 1, 2, 12)
@@ -76,8 +90,11 @@ def timed(fn, device: str):
     if cuda:
         torch.cuda.synchronize()
     wall, cpu = time.perf_counter() - t, time.process_time() - c
-    peak = (torch.cuda.max_memory_allocated() - base) / 1024 ** 3 if cuda else \
-        (_peak_kb() - base) / 1024 ** 2
+    peak = (
+        (torch.cuda.max_memory_allocated() - base) / 1024**3
+        if cuda
+        else (_peak_kb() - base) / 1024**2
+    )
     return out, wall, cpu, peak
 
 
@@ -88,7 +105,7 @@ def floor(x: torch.Tensor, k: int = 0) -> torch.Tensor:
     buf = torch.empty(chunk, len(x), device=x.device)
     acc = torch.zeros((), device=x.device)
     for s in range(0, len(x), chunk):
-        q = x[s:s + chunk]
+        q = x[s : s + chunk]
         d = torch.mm(q, x.T, out=buf[: len(q)])
         acc += torch.topk(d, k, dim=1).values[:, -1].sum() if k else d[:, 0].sum()
     return acc
@@ -100,15 +117,30 @@ def main() -> None:
     ap.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--backend", default="torch", choices=("torch", "faiss"))
     ap.add_argument("--kmeans", default="auto", choices=("auto", "faiss", "torch"))
-    ap.add_argument("--skip", nargs="*", default=[], choices=("b", "c", "d"),
-                    help="phases to skip ((a) always runs: it is the reference)")
-    ap.add_argument("--noise", type=float, default=1.2, help="per-dimension noise around class centres "
-                    "(1.2: Recall@1 ≈ 0.94; 1.45: ≈ 0.8, about a trained SOP model)")
-    ap.add_argument("--threads", type=int, help="torch and faiss threads (default: torch's choice). On a "
-                    "crowded machine 1 avoids OpenMP waits that swamp the small per-chunk operations")
+    ap.add_argument(
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=("b", "c", "d"),
+        help="phases to skip ((a) always runs: it is the reference)",
+    )
+    ap.add_argument(
+        "--noise",
+        type=float,
+        default=1.2,
+        help="per-dimension noise around class centres "
+        "(1.2: Recall@1 ≈ 0.94; 1.45: ≈ 0.8, about a trained SOP model)",
+    )
+    ap.add_argument(
+        "--threads",
+        type=int,
+        help="torch and faiss threads (default: torch's choice). On a "
+        "crowded machine 1 avoids OpenMP waits that swamp the small per-chunk operations",
+    )
     args = ap.parse_args()
     if args.threads:
         import faiss
+
         torch.set_num_threads(args.threads)
         faiss.omp_set_num_threads(args.threads)
     dev = args.device
@@ -116,8 +148,10 @@ def main() -> None:
     x, y = synthetic(n, c, 128, args.noise)
     xt = torch.from_numpy(x).to(dev)
     k = min(TOP_K, n)
-    print(f"N={n} classes={c} D=128 noise={args.noise} device={dev} threads={torch.get_num_threads()} "
-          f"load={os.getloadavg()[0]:.2f}")
+    print(
+        f"N={n} classes={c} D=128 noise={args.noise} device={dev} threads={torch.get_num_threads()} "
+        f"load={os.getloadavg()[0]:.2f}"
+    )
     run = lambda names, **kw: evaluate(xt, y, names, backend=args.backend, device=dev, **kw)
     run(["e_recall@1"])  # warm-up: CUDA context, kernels, allocator
     # the machine may be shared: time the floors before and after the suite, and report CPU time
@@ -129,26 +163,36 @@ def main() -> None:
         _, tk2, ck2, _ = timed(lambda: floor(xt, k), dev)
     _, ta2, ca2, _ = timed(lambda: floor(xt), dev)
     ta, ca = (ta1 + ta2) / 2, (ca1 + ca2) / 2
-    print(f"(a)  chunked X @ X.T floor          wall {ta:7.2f} s ({ta1:.2f} / {ta2:.2f})  cpu {ca:7.2f} s   "
-          f"peak extra {ma:5.2f} GB")
+    print(
+        f"(a)  chunked X @ X.T floor          wall {ta:7.2f} s ({ta1:.2f} / {ta2:.2f})  cpu {ca:7.2f} s   "
+        f"peak extra {ma:5.2f} GB"
+    )
     if b:
         tk, ck = (tk1 + tk2) / 2, (ck1 + ck2) / 2
-        print(f"(a') chunked X @ X.T + top-{k:<5d}    wall {tk:7.2f} s ({tk1:.2f} / {tk2:.2f})  "
-              f"cpu {ck:7.2f} s   peak extra {mk:5.2f} GB")
-        print(f"(b)  retrieval suite ({args.backend:5s})       wall {tb:7.2f} s  cpu {cb:7.2f} s   "
-              f"peak extra {mb:5.2f} GB   (b)/(a') = {tb / tk:.2f} wall, {cb / ck:.2f} cpu; "
-              f"(b)/(a) = {tb / ta:.2f} wall")
+        print(
+            f"(a') chunked X @ X.T + top-{k:<5d}    wall {tk:7.2f} s ({tk1:.2f} / {tk2:.2f})  "
+            f"cpu {ck:7.2f} s   peak extra {mk:5.2f} GB"
+        )
+        print(
+            f"(b)  retrieval suite ({args.backend:5s})       wall {tb:7.2f} s  cpu {cb:7.2f} s   "
+            f"peak extra {mb:5.2f} GB   (b)/(a') = {tb / tk:.2f} wall, {cb / ck:.2f} cpu; "
+            f"(b)/(a) = {tb / ta:.2f} wall"
+        )
     else:
         res = {}
     if "c" not in args.skip:
         cl, tc, cc, mc = timed(lambda: run(["nmi", "f1"], kmeans=args.kmeans), dev)
-        print(f"(c)  nmi + f1 (kmeans {args.kmeans:5s})      wall {tc:7.2f} s  cpu {cc:7.2f} s   "
-              f"peak extra {mc:5.2f} GB")
+        print(
+            f"(c)  nmi + f1 (kmeans {args.kmeans:5s})      wall {tc:7.2f} s  cpu {cc:7.2f} s   "
+            f"peak extra {mc:5.2f} GB"
+        )
         res.update(cl)
     if "d" not in args.skip:
         pr, td, cd, md = timed(lambda: run(PAIRS), dev)
-        print(f"(d)  fnmr@0.001 + pr_auc            wall {td:7.2f} s  cpu {cd:7.2f} s   "
-              f"peak extra {md:5.2f} GB   (d)/(a) = {td / ta:.2f} wall")
+        print(
+            f"(d)  fnmr@0.001 + pr_auc            wall {td:7.2f} s  cpu {cd:7.2f} s   "
+            f"peak extra {md:5.2f} GB   (d)/(a) = {td / ta:.2f} wall"
+        )
         res.update(pr)
     for name, v in res.items():
         print(f"    {name:<28s} {v:.4f}")

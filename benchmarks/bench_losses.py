@@ -8,6 +8,7 @@ which is the steadier figure on a shared machine.
 
     .venv/bin/python benchmarks/bench_losses.py [--repeats 20] [--device cpu] [--threads 1]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,9 +22,9 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import criteria  # noqa: E402,F401
-from batch_mining.base import Lifted, NPairs, Triplets  # noqa: E402
-from criteria.base import LOSSES  # noqa: E402
+import criteria  # noqa: F401
+from batch_mining.base import Lifted, NPairs, Triplets
+from criteria.base import LOSSES
 
 
 class FixedTuples:
@@ -48,16 +49,25 @@ def tuple_sets(labels: torch.Tensor, seed: int = 0) -> dict[str, FixedTuples]:
     noise = torch.rand(n, n, generator=g).to(labels.device)
     positives = (noise + 2 * pos).argmax(1)[anchors]
     negatives = (noise + 2 * ~same).argmax(1)[anchors]
-    return {"triplets": FixedTuples("triplets", Triplets(anchors, positives, negatives)),
-            "npair": FixedTuples("npair", NPairs(anchors, positives)),
-            "lifted": FixedTuples("lifted", Lifted(anchors))}
+    return {
+        "triplets": FixedTuples("triplets", Triplets(anchors, positives, negatives)),
+        "npair": FixedTuples("npair", NPairs(anchors, positives)),
+        "lifted": FixedTuples("lifted", Lifted(anchors)),
+    }
 
 
-def time_loss(name: str, embeds: torch.Tensor, labels: torch.Tensor, miners, repeats: int) -> list[float]:
+def time_loss(
+    name: str, embeds: torch.Tensor, labels: torch.Tensor, miners, repeats: int
+) -> list[float]:
     """Milliseconds of ``repeats`` forward + backward passes, after 3 warm-up passes."""
     kinds = LOSSES.get(name).miner_kinds
-    loss_fn = LOSSES.build(name, {}, miner=miners[kinds[0]] if kinds else None, n_classes=100,
-                           embed_dim=embeds.shape[1]).to(embeds.device)
+    loss_fn = LOSSES.build(
+        name,
+        {},
+        miner=miners[kinds[0]] if kinds else None,
+        n_classes=100,
+        embed_dim=embeds.shape[1],
+    ).to(embeds.device)
     times = []
     for i in range(repeats + 3):
         x = embeds.clone().requires_grad_()
@@ -86,8 +96,10 @@ def main() -> None:
     labels = torch.arange(args.bs // 2, device=device).repeat_interleave(2)
     embeds = F.normalize(torch.randn(args.bs, args.embed_dim, device=device), dim=1)
     miners = tuple_sets(labels)
-    print(f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"batch {args.bs}, dim {args.embed_dim}, median of {args.repeats}")
+    print(
+        f"device {device}, torch {torch.__version__}, threads {torch.get_num_threads()}, "
+        f"batch {args.bs}, dim {args.embed_dim}, median of {args.repeats}"
+    )
     print(f"{'loss':<16} {'median ms':>10} {'min ms':>8}")
     for name in LOSSES.names():
         times = time_loss(name, embeds, labels, miners, args.repeats)

@@ -3,6 +3,7 @@
 Usage: ``python benchmarks/bench_miners.py [--sizes 112 256] [--dim 128] [--spc 2] [--repeats 30]``.
 A memory-bank miner is timed with a full bank (augment + mine), since that is its steady state.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -14,7 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from batch_mining import MINERS  # noqa: E402
+from batch_mining import MINERS
 
 
 def time_miner(name: str, bs: int, dim: int, spc: int, repeats: int) -> tuple[float, int]:
@@ -23,7 +24,7 @@ def time_miner(name: str, bs: int, dim: int, spc: int, repeats: int) -> tuple[fl
     embeds = torch.nn.functional.normalize(torch.randn(bs, dim, generator=g), dim=1)
     labels = torch.arange(bs // spc).repeat_interleave(spc)
     miner = MINERS.build(name, {}, seed=0)
-    for _ in range(3 + getattr(miner, "size", 0) // bs):   # warm-up (and fill a memory bank)
+    for _ in range(3 + getattr(miner, "size", 0) // bs):  # warm-up (and fill a memory bank)
         miner(*miner.augment(embeds, labels))
     times = []
     for _ in range(repeats):
@@ -42,9 +43,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    head = f"| miner | " + " | ".join(f"bs={b} ms | tuples" for b in args.sizes) + " |"
-    print(f"CPU, embed dim {args.dim}, samples/class {args.spc}, {args.threads} thread(s), "
-          f"median of {args.repeats}, torch {torch.__version__}")
+    head = "| miner | " + " | ".join(f"bs={b} ms | tuples" for b in args.sizes) + " |"
+    print(
+        f"CPU, embed dim {args.dim}, samples/class {args.spc}, {args.threads} thread(s), "
+        f"median of {args.repeats}, torch {torch.__version__}"
+    )
     print(head)
     print("|---|" + "---:|---:|" * len(args.sizes))
     for name in MINERS.names():

@@ -18,6 +18,7 @@ weights, trained with margin loss + distance mining (the paper's default), ``--b
     .venv/bin/python benchmarks/bench_train_step.py --device cpu          # < 2 minutes
     python benchmarks/bench_train_step.py --device cuda --workers 12      # the issue's setting
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,9 +47,11 @@ from training import acceleration, train_one_epoch, worker_init
 SPC = 2
 
 
-def write_tree(root: Path, classes: int, per_class: int, width: int = 400,
-               height: int = 300) -> int:
+def write_tree(
+    root: Path, classes: int, per_class: int, width: int = 400, height: int = 300
+) -> int:
     """``classes`` folders of ``per_class`` JPEGs in the CUB200 layout; returns bytes written."""
+
     def one(k: int) -> int:
         rng = np.random.default_rng(k)
         folder = root / "cub200" / "images" / f"{k + 1:03d}.bird_{k}"
@@ -97,8 +100,13 @@ def build(args, device: torch.device, n_classes: int):
 def compute_ceiling(args, device, n_classes: int, dtype) -> float:
     """(a): images/s of the bare step on one resident batch."""
     model, net, loss_fn, optimizer = build(args, device, n_classes)
-    images = torch.randn(args.bs, model.image_spec.channels, model.image_spec.size,
-                         model.image_spec.size, device=device)
+    images = torch.randn(
+        args.bs,
+        model.image_spec.channels,
+        model.image_spec.size,
+        model.image_spec.size,
+        device=device,
+    )
     labels = torch.arange(args.bs // SPC, device=device).repeat_interleave(SPC)
     scaler = acceleration.grad_scaler(dtype, device)
     model.train()
@@ -119,7 +127,7 @@ def compute_ceiling(args, device, n_classes: int, dtype) -> float:
     for _ in range(args.warmup):
         step()
     times = []
-    for _ in range(args.steps):      # the median step: robust to a busy machine's stalls
+    for _ in range(args.steps):  # the median step: robust to a busy machine's stalls
         with timer(device) as t:
             step()
         times.append(t["s"])
@@ -127,23 +135,39 @@ def compute_ceiling(args, device, n_classes: int, dtype) -> float:
 
 
 def train_split(args, source: Path, spec):
-    opt = argparse.Namespace(dataset="cub200", source_path=str(source), augmentation="base",
-                             seed=0, use_tv_split=False, tv_split_by_samples=False,
-                             tv_split_perc=0.8, rotation_classes=1, cv_folds=0, fold=0)
+    opt = argparse.Namespace(
+        dataset="cub200",
+        source_path=str(source),
+        augmentation="base",
+        seed=0,
+        use_tv_split=False,
+        tv_split_by_samples=False,
+        tv_split_perc=0.8,
+        rotation_classes=1,
+        cv_folds=0,
+        fold=0,
+    )
     return build_splits(opt, spec)
 
 
 def loader_for(args, splits, route: str, device, cache_dir: Path):
     train = splits["train"]
     if route == "decoded cache":
-        pipeline.use_decoded_cache({"train": train}, "cub200-bench", cache_dir,
-                                   workers=max(args.workers, 1))
-    sampler = SAMPLERS.build("class_random", None, labels=train.labels, batch_size=args.bs,
-                             samples_per_class=SPC, seed=0)
-    loader = pipeline.make_loader(train, workers=args.workers, device=device,
-                                  gpu_decode=route == "gpu decode",
-                                  prefetch_factor=args.prefetch_factor,
-                                  worker_init_fn=worker_init, batch_sampler=sampler)
+        pipeline.use_decoded_cache(
+            {"train": train}, "cub200-bench", cache_dir, workers=max(args.workers, 1)
+        )
+    sampler = SAMPLERS.build(
+        "class_random", None, labels=train.labels, batch_size=args.bs, samples_per_class=SPC, seed=0
+    )
+    loader = pipeline.make_loader(
+        train,
+        workers=args.workers,
+        device=device,
+        gpu_decode=route == "gpu decode",
+        prefetch_factor=args.prefetch_factor,
+        worker_init_fn=worker_init,
+        batch_sampler=sampler,
+    )
     return loader, sampler
 
 
@@ -176,14 +200,14 @@ def full_step(args, splits, route, device, n_classes, dtype, cache_dir) -> float
     scaler = acceleration.grad_scaler(dtype, device)
     common = {"amp": dtype, "scaler": scaler, "show_progress": False}
     # warm-up epoch: worker start-up, cuDNN autotuning, compilation
-    train_one_epoch(net, loader, loss_fn, optimizer, device, epoch=0, iters=args.warmup,
-                    **common)
+    train_one_epoch(net, loader, loss_fn, optimizer, device, epoch=0, iters=args.warmup, **common)
     iters, best = min(args.steps, len(loader)), 0.0
-    for epoch in range(1, args.repeats + 1):       # the best of a few: stalls only slow down
+    for epoch in range(1, args.repeats + 1):  # the best of a few: stalls only slow down
         sampler.set_epoch(epoch)
         with timer(device):
-            logs = train_one_epoch(net, loader, loss_fn, optimizer, device, epoch=epoch,
-                                   iters=iters, **common)
+            logs = train_one_epoch(
+                net, loader, loss_fn, optimizer, device, epoch=epoch, iters=iters, **common
+            )
         best = max(best, logs["iterations"] * args.bs / logs["time_s"])
     return best
 
@@ -192,68 +216,101 @@ def main() -> None:
     cuda = torch.cuda.is_available()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--device", default="cuda" if cuda else "cpu", choices=["cuda", "cpu"])
-    ap.add_argument("--arch", default="",
-                    help="network (default: resnet50_frozen_normalize on cuda, smallnet_normalize "
-                         "on cpu, where a resnet50 step takes seconds)")
-    ap.add_argument("--image_size", type=int, default=0,
-                    help="network input side (0: 224 on cuda, 64 on cpu)")
+    ap.add_argument(
+        "--arch",
+        default="",
+        help="network (default: resnet50_frozen_normalize on cuda, smallnet_normalize "
+        "on cpu, where a resnet50 step takes seconds)",
+    )
+    ap.add_argument(
+        "--image_size", type=int, default=0, help="network input side (0: 224 on cuda, 64 on cpu)"
+    )
     ap.add_argument("--bs", type=int, default=0, help="batch size (0: 112 on cuda, 32 on cpu)")
     ap.add_argument("--steps", type=int, default=0, help="timed steps (0: 30 cuda, 4 cpu)")
     ap.add_argument("--warmup", type=int, default=0, help="untimed steps (0: 3 cuda, 1 cpu)")
     ap.add_argument("--repeats", type=int, default=2, help="timed loop runs for (c), best kept")
-    ap.add_argument("--workers", type=int, default=-1,
-                    help="loader workers (-1: min(12, cores - 2) on cuda, 2 on cpu)")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=-1,
+        help="loader workers (-1: min(12, cores - 2) on cuda, 2 on cpu)",
+    )
     ap.add_argument("--prefetch_factor", type=int, default=4)
-    ap.add_argument("--classes", type=int, default=0, help="synthetic classes (0: 200 cuda, 40 cpu)")
-    ap.add_argument("--per_class", type=int, default=0,
-                    help="JPEGs per class (0: 60 cuda, 8 cpu; CUB has about 59)")
+    ap.add_argument(
+        "--classes", type=int, default=0, help="synthetic classes (0: 200 cuda, 40 cpu)"
+    )
+    ap.add_argument(
+        "--per_class",
+        type=int,
+        default=0,
+        help="JPEGs per class (0: 60 cuda, 8 cpu; CUB has about 59)",
+    )
     ap.add_argument("--amp_dtype", default="auto", choices=acceleration.AMP_CHOICES)
     ap.add_argument("--no_channels_last", action="store_true")
     ap.add_argument("--compile", action="store_true")
-    ap.add_argument("--cache_dir", default="",
-                    help="where the decoded cache goes (default: /dev/shm if present, else temp)")
+    ap.add_argument(
+        "--cache_dir",
+        default="",
+        help="where the decoded cache goes (default: /dev/shm if present, else temp)",
+    )
     args = ap.parse_args()
     on_gpu = args.device == "cuda"
     if on_gpu and not cuda:
-        sys.exit("bench_train_step.py: error: --device cuda but no CUDA GPU is visible; "
-                 "use --device cpu")
+        sys.exit(
+            "bench_train_step.py: error: --device cuda but no CUDA GPU is visible; use --device cpu"
+        )
     args.arch = args.arch or ("resnet50_frozen_normalize" if on_gpu else "smallnet_normalize")
     args.image_size = args.image_size or (224 if on_gpu else 64)
     args.bs = args.bs or (112 if on_gpu else 32)
     args.steps = args.steps or (30 if on_gpu else 4)
     args.warmup = args.warmup or (3 if on_gpu else 1)
-    args.workers = args.workers if args.workers >= 0 else (
-        min(12, max((os.cpu_count() or 4) - 2, 1)) if on_gpu else 2)
+    args.workers = (
+        args.workers
+        if args.workers >= 0
+        else (min(12, max((os.cpu_count() or 4) - 2, 1)) if on_gpu else 2)
+    )
     args.classes = args.classes or (200 if on_gpu else 40)
     args.per_class = args.per_class or (60 if on_gpu else 8)
     if args.bs % SPC or args.bs // SPC > args.classes // 2:
-        sys.exit(f"bench_train_step.py: error: --bs {args.bs} needs {args.bs // SPC} training "
-                 f"classes of {SPC}; --classes {args.classes} gives {args.classes // 2}")
+        sys.exit(
+            f"bench_train_step.py: error: --bs {args.bs} needs {args.bs // SPC} training "
+            f"classes of {SPC}; --classes {args.classes} gives {args.classes // 2}"
+        )
     device = torch.device(args.device)
     dtype = acceleration.amp_dtype(device, args.amp_dtype)
-    precisions = [("fp32", None), (acceleration.describe(dtype, False, False, device).split(",")[0],
-                                   dtype)]
+    precisions = [
+        ("fp32", None),
+        (acceleration.describe(dtype, False, False, device).split(",")[0], dtype),
+    ]
     routes = ["files", "decoded cache"] + (["gpu decode"] if on_gpu else [])
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         shm = Path("/dev/shm")
-        cache_root = Path(args.cache_dir) if args.cache_dir else (
-            shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tmp))
+        cache_root = (
+            Path(args.cache_dir)
+            if args.cache_dir
+            else (shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tmp))
+        )
         cache_dir = Path(tempfile.mkdtemp(prefix="dmlbench-bench-", dir=cache_root))
         try:
             t0 = time.perf_counter()
             size = write_tree(Path(tmp), args.classes, args.per_class)
             n_images = args.classes * args.per_class
-            print(f"data: {n_images} JPEGs 400x300 in {args.classes} classes "
-                  f"({size / n_images / 1024:.0f} KiB each), written in "
-                  f"{time.perf_counter() - t0:.1f} s")
-            probe = build_model(args.arch, embed_dim=128, pretrained=False,
-                                image_size=args.image_size)
+            print(
+                f"data: {n_images} JPEGs 400x300 in {args.classes} classes "
+                f"({size / n_images / 1024:.0f} KiB each), written in "
+                f"{time.perf_counter() - t0:.1f} s"
+            )
+            probe = build_model(
+                args.arch, embed_dim=128, pretrained=False, image_size=args.image_size
+            )
             splits = train_split(args, Path(tmp), probe.image_spec)
             n_classes = splits["train"].n_classes
-            print(f"{args.device} | {args.arch} at {args.image_size}px | bs {args.bs} | "
-                  f"{args.steps} timed steps | {args.workers} workers | train split "
-                  f"{len(splits['train'])} images | torch threads {torch.get_num_threads()}")
+            print(
+                f"{args.device} | {args.arch} at {args.image_size}px | bs {args.bs} | "
+                f"{args.steps} timed steps | {args.workers} workers | train split "
+                f"{len(splits['train'])} images | torch threads {torch.get_num_threads()}"
+            )
 
             ceiling = {}
             for name, dt in precisions:
@@ -271,8 +328,10 @@ def main() -> None:
                 for name, dt in precisions:
                     splits = train_split(args, Path(tmp), probe.image_spec)
                     rate = full_step(args, splits, route, device, n_classes, dt, cache_dir)
-                    print(f"(c) training loop, {route:13s}, {name:14s}: {rate:8.1f} images/s "
-                          f"= {rate / ceiling[name]:5.1%} of (a)")
+                    print(
+                        f"(c) training loop, {route:13s}, {name:14s}: {rate:8.1f} images/s "
+                        f"= {rate / ceiling[name]:5.1%} of (a)"
+                    )
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
     print(f"benchmark took {time.perf_counter() - started:.0f} s")

@@ -5,7 +5,7 @@ angular (npair); lifted (lifted). Pair losses with built-in weighting: multisimi
 fastap, circle, ntxent, supcon. Proxy/classifier losses with their own parameters: proxynca,
 softmax, arcface, cosface, softtriplet, proxyanchor.
 """
-from criteria.base import LOSSES, Loss, zero_loss
+
 from criteria import (  # noqa: F401  (each import registers one loss)
     angular,
     arcface,
@@ -28,5 +28,6 @@ from criteria import (  # noqa: F401  (each import registers one loss)
     supcon,
     triplet,
 )
+from criteria.base import LOSSES, Loss, zero_loss
 
 __all__ = ["LOSSES", "Loss", "zero_loss"]

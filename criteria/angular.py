@@ -9,6 +9,7 @@ Negatives are all samples of other labels (see ``npair``). Deviation from the or
 it clamped the N-pair logits to ±50 against overflow, which also cut their gradient; a stable
 log-sum-exp makes the clamp unnecessary. Vectorised over anchors.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,8 +34,14 @@ class Angular(Loss):
 
     miner_kinds = ("npair",)
 
-    def __init__(self, alpha: float = 45.0, npair_ang_weight: float = 2.0, npair_l2: float = 0.005,
-                 *, miner: TupleMiner) -> None:
+    def __init__(
+        self,
+        alpha: float = 45.0,
+        npair_ang_weight: float = 2.0,
+        npair_l2: float = 0.005,
+        *,
+        miner: TupleMiner,
+    ) -> None:
         super().__init__()
         self.alpha, self.npair_ang_weight, self.npair_l2 = alpha, npair_ang_weight, npair_l2
         self.miner = miner
@@ -49,8 +56,9 @@ class Angular(Loss):
         npair, violated, s_ap, s_an = npair_terms(embeds, labels, a, p)
         unit = F.normalize(embeds, dim=1)
         tan2 = math.tan(math.radians(self.alpha)) ** 2
-        f = (4 * tan2 * (unit[a] + unit[p]) @ unit.T
-             - 2 * (1 + tan2) * (unit[a] * unit[p]).sum(1, keepdim=True))
+        f = 4 * tan2 * (unit[a] + unit[p]) @ unit.T - 2 * (1 + tan2) * (unit[a] * unit[p]).sum(
+            1, keepdim=True
+        )
         _, neg = label_masks(labels[a], labels)
         angular = log1p_sum_exp(f, neg)
         losses = npair + self.npair_ang_weight * angular

@@ -17,6 +17,7 @@ sin θ differentiable, where the original clamped them to [1e-10, 1 − 1e-10] a
 negative cosine; embeddings are normalised here; the θ > π − m fallback (the original had none).
 Weights stay float32 under AMP.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,16 @@ class ArcFace(Loss):
     class_proxies = True
     lr_param = "lr"
 
-    def __init__(self, lr: float = 5e-4, angular_margin: float = 0.5, feature_scale: float = 16.0,
-                 fallback: bool = True, *, n_classes: int, embed_dim: int) -> None:
+    def __init__(
+        self,
+        lr: float = 5e-4,
+        angular_margin: float = 0.5,
+        feature_scale: float = 16.0,
+        fallback: bool = True,
+        *,
+        n_classes: int,
+        embed_dim: int,
+    ) -> None:
         super().__init__()
         self.lr, self.angular_margin, self.feature_scale = lr, angular_margin, feature_scale
         self.fallback = fallback
@@ -58,7 +67,7 @@ class ArcFace(Loss):
         sin_y = (1 - cos_y.pow(2)).sqrt()
         m = self.angular_margin
         target = cos_y * math.cos(m) - sin_y * math.sin(m)
-        if self.fallback:   # θ > π − m  <=>  cos θ < cos(π − m)
+        if self.fallback:  # θ > π − m  <=>  cos θ < cos(π − m)
             target = torch.where(cos_y > math.cos(math.pi - m), target, cos_y - m * math.sin(m))
         logits = cos.scatter(1, labels[:, None], target)
         self.set_logs(cos_target=cos_y.mean(), accuracy=(cos.argmax(1) == labels).float().mean())

@@ -12,10 +12,12 @@ Losses with their own parameters (proxies, β, centres) get one optimiser group 
 ``forward`` is wrapped in :func:`full_precision`, which lifts half-precision embeddings to float32
 and switches autocast off (exponentials with scales of 16–64 overflow in float16).
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, ClassVar, Protocol
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol
 
 import torch
 from torch import nn
@@ -28,11 +30,11 @@ class TupleMiner(Protocol):
 
     produces: str
 
-    def augment(self, embeds: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        ...
+    def augment(
+        self, embeds: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]: ...
 
-    def __call__(self, embeds: torch.Tensor, labels: torch.Tensor) -> Any:
-        ...
+    def __call__(self, embeds: torch.Tensor, labels: torch.Tensor) -> Any: ...
 
 
 class Loss(nn.Module):
@@ -69,8 +71,13 @@ class Loss(nn.Module):
         if self.lr_param is None:
             raise TypeError(f"{type(self).__name__} has parameters but declares no lr_param")
         lr = getattr(self, self.lr_param)
-        return [{"params": params, "lr": base_lr * lr if self.lr_times_base else lr,
-                 "weight_decay": 0.0}]
+        return [
+            {
+                "params": params,
+                "lr": base_lr * lr if self.lr_times_base else lr,
+                "weight_decay": 0.0,
+            }
+        ]
 
     def set_logs(self, **values: torch.Tensor) -> None:
         """Store scalar tensors in ``last_logs`` as floats, with one device sync for all of them."""
@@ -86,6 +93,7 @@ class Loss(nn.Module):
     def allowed_miners(cls) -> list[str]:
         """Registered miners whose output this loss consumes (empty: it uses no miner)."""
         from batch_mining import MINERS  # late: criteria and batch_mining are independent folders
+
         return [m for m in MINERS.names() if MINERS.get(m).produces in cls.miner_kinds]
 
     @classmethod

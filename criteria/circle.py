@@ -8,6 +8,7 @@ Similarity Optimization", CVPR 2020. With cosine similarities, for each anchor
 (pytorch-metric-learning averages over the non-zero ones). Defaults m = 0.4, γ = 80 follow
 pytorch-metric-learning. Not in the original harness.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,7 +44,7 @@ class Circle(Loss):
         valid = pos.any(1) & neg.any(1)
         lse = masked_logsumexp(logit_p, pos) + masked_logsumexp(logit_n, neg)
         losses = F.softplus(torch.where(valid, lse, torch.zeros_like(lse)))
-        self.set_logs(active=valid.float().mean(),
-                      s_pos=masked_mean(sims, pos),
-                      s_neg=masked_mean(sims, neg))
+        self.set_logs(
+            active=valid.float().mean(), s_pos=masked_mean(sims, pos), s_neg=masked_mean(sims, neg)
+        )
         return masked_mean(losses, valid)

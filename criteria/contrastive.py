@@ -6,6 +6,7 @@ distances with a positive margin as well, ``mean [d_ap − m⁺]₊ + mean [m⁻
 taken over the mined triplets (an anchor-positive pair shared by two triplets counts twice).
 Distances are ``sqrt(d² + 1e-8)`` so identical points keep a finite gradient.
 """
+
 from __future__ import annotations
 
 import torch
@@ -26,7 +27,9 @@ class Contrastive(Loss):
 
     miner_kinds = ("triplets",)
 
-    def __init__(self, pos_margin: float = 0.0, neg_margin: float = 1.0, *, miner: TupleMiner) -> None:
+    def __init__(
+        self, pos_margin: float = 0.0, neg_margin: float = 1.0, *, miner: TupleMiner
+    ) -> None:
         super().__init__()
         self.pos_margin, self.neg_margin, self.miner = pos_margin, neg_margin, miner
 

@@ -6,6 +6,7 @@ weights. Defaults m = 0.35, s = 64 follow the paper and pytorch-metric-learning;
 matrix learns at its own lr, like ArcFace's in the original harness. Weights stay float32 under
 AMP. Not in the original harness.
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,8 +29,15 @@ class CosFace(Loss):
     class_proxies = True
     lr_param = "lr"
 
-    def __init__(self, lr: float = 5e-4, margin: float = 0.35, scale: float = 64.0,
-                 *, n_classes: int, embed_dim: int) -> None:
+    def __init__(
+        self,
+        lr: float = 5e-4,
+        margin: float = 0.35,
+        scale: float = 64.0,
+        *,
+        n_classes: int,
+        embed_dim: int,
+    ) -> None:
         super().__init__()
         self.lr, self.margin, self.scale = lr, margin, scale
         self.class_map = class_matrix(n_classes, embed_dim)
@@ -39,6 +47,8 @@ class CosFace(Loss):
         """embeds: (B, D), labels: (B,) in [0, n_classes) -> scalar."""
         cos = cosine_logits(embeds, self.class_map)
         target = F.one_hot(labels, cos.shape[1]).to(cos.dtype)
-        self.set_logs(cos_target=(cos * target).sum(1).mean(),
-                      accuracy=(cos.argmax(1) == labels).float().mean())
+        self.set_logs(
+            cos_target=(cos * target).sum(1).mean(),
+            accuracy=(cos.argmax(1) == labels).float().mean(),
+        )
         return F.cross_entropy(self.scale * (cos - self.margin * target), labels)

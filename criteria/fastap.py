@@ -7,6 +7,7 @@ histograms h⁺ (positives), h = h⁺ + h⁻ and their cumulative sums H⁺, H,
 ``FastAP = (1/N⁺) Σ_l h⁺_l H⁺_l / H_l``; the loss is ``1 − FastAP`` averaged over the anchors that
 have a positive (a graph-connected zero when none has). Not in the original harness.
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,8 +17,9 @@ from criteria.base import LOSSES, Loss, full_precision
 from criteria.pairwise import label_masks, masked_mean
 
 
-def soft_histograms(lower: torch.Tensor, upper_w: torch.Tensor, member: torch.Tensor,
-                    num_bins: int) -> torch.Tensor:
+def soft_histograms(
+    lower: torch.Tensor, upper_w: torch.Tensor, member: torch.Tensor, num_bins: int
+) -> torch.Tensor:
     """Per-anchor soft histograms of the samples with ``member``. lower: (B, B) bin below each
     distance, upper_w: (B, B) weight of the bin above, member: (B, B) bool -> (B, num_bins + 1)."""
     w = member.to(upper_w.dtype)

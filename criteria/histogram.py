@@ -11,6 +11,7 @@ Deviations from the original harness: embeddings are L2-normalised here (the pap
 the original relied on the backbone); binning stays in torch instead of a numpy round-trip, so
 it runs on the GPU. A batch without positive or without negative pairs gives a zero loss.
 """
+
 from __future__ import annotations
 
 import torch
@@ -19,12 +20,15 @@ import torch.nn.functional as F
 from criteria.base import LOSSES, Loss, full_precision
 
 
-def soft_histogram(lower: torch.Tensor, upper_w: torch.Tensor, member: torch.Tensor,
-                   nbins: int) -> torch.Tensor:
+def soft_histogram(
+    lower: torch.Tensor, upper_w: torch.Tensor, member: torch.Tensor, nbins: int
+) -> torch.Tensor:
     """Normalised soft histogram of the pairs with ``member`` = 1. lower: (P,) node below each
     value, upper_w: (P,) weight of the node above, member: (P,) 0/1 -> (nbins,)."""
     hist = upper_w.new_zeros(nbins)
-    hist = hist.index_add(0, lower, (1 - upper_w) * member).index_add(0, lower + 1, upper_w * member)
+    hist = hist.index_add(0, lower, (1 - upper_w) * member).index_add(
+        0, lower + 1, upper_w * member
+    )
     return hist / member.sum().clamp_min(1)
 
 
@@ -54,6 +58,8 @@ class Histogram(Loss):
         h_pos = soft_histogram(lower, upper_w, same, self.nbins)
         h_neg = soft_histogram(lower, upper_w, 1 - same, self.nbins)
         loss = (h_neg * h_pos.cumsum(0)).sum()
-        self.set_logs(s_pos=(sims * same).sum() / same.sum().clamp_min(1),
-                      s_neg=(sims * (1 - same)).sum() / (1 - same).sum().clamp_min(1))
+        self.set_logs(
+            s_pos=(sims * same).sum() / same.sum().clamp_min(1),
+            s_neg=(sims * (1 - same)).sum() / (1 - same).sum().clamp_min(1),
+        )
         return loss

@@ -7,6 +7,7 @@ Loss for Person Re-Identification", arXiv 2017 (as in the original harness):
 ``l2 · mean ‖x‖`` over the batch. Positives are all other samples of the anchor's label, negatives
 all samples of other labels. Distances are ``sqrt(d² + 1e-8)``. Vectorised over anchors.
 """
+
 from __future__ import annotations
 
 import torch
@@ -41,8 +42,12 @@ class Lifted(Loss):
         dists = dist_matrix(embeds[a], embeds)  # (A, N)
         pos, neg = label_masks(labels[a], labels)
         pos = pos & (a[:, None] != torch.arange(len(labels), device=a.device)[None, :])
-        losses = F.relu(masked_logsumexp(dists, pos) + masked_logsumexp(self.neg_margin - dists, neg))
-        self.set_logs(active=(losses > 0).float().mean(),
-                      d_pos=masked_mean(dists, pos),
-                      d_neg=masked_mean(dists, neg))
+        losses = F.relu(
+            masked_logsumexp(dists, pos) + masked_logsumexp(self.neg_margin - dists, neg)
+        )
+        self.set_logs(
+            active=(losses > 0).float().mean(),
+            d_pos=masked_mean(dists, pos),
+            d_neg=masked_mean(dists, neg),
+        )
         return losses.mean() + self.l2 * batch.norm(dim=1).mean()

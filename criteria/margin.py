@@ -18,6 +18,7 @@ only in the unmerged PR #14); with ``beta_constant`` β is a buffer, not a param
 gradient; vectorised over triplets. The paper's per-image β term is not implemented (neither
 did the original).
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,8 +44,17 @@ class Margin(Loss):
     miner_kinds = ("triplets",)
     lr_param = "beta_lr"
 
-    def __init__(self, margin: float = 0.2, beta_lr: float = 5e-4, beta: float = 1.2, nu: float = 0.0,
-                 beta_constant: bool = False, *, miner: TupleMiner, n_classes: int) -> None:
+    def __init__(
+        self,
+        margin: float = 0.2,
+        beta_lr: float = 5e-4,
+        beta: float = 1.2,
+        nu: float = 0.0,
+        beta_constant: bool = False,
+        *,
+        miner: TupleMiner,
+        n_classes: int,
+    ) -> None:
         super().__init__()
         self.margin, self.beta_lr, self.nu, self.miner = margin, beta_lr, nu, miner
         self.beta_constant = beta_constant
@@ -66,8 +76,12 @@ class Margin(Loss):
         pos = F.relu(d_ap - beta + self.margin)
         neg = F.relu(beta - d_an + self.margin)
         n_active = (pos > 0).sum() + (neg > 0).sum()
-        divisor = torch.where(n_active > 0, n_active, 2 * a.numel())   # no sync: stays a tensor
+        divisor = torch.where(n_active > 0, n_active, 2 * a.numel())  # no sync: stays a tensor
         loss = (pos.sum() + neg.sum() + self.nu * beta.sum()) / divisor
-        self.set_logs(active=n_active / (2 * a.numel()), d_pos=d_ap.mean(), d_neg=d_an.mean(),
-                      beta=self.beta.mean())
+        self.set_logs(
+            active=n_active / (2 * a.numel()),
+            d_pos=d_ap.mean(),
+            d_neg=d_an.mean(),
+            beta=self.beta.mean(),
+        )
         return loss

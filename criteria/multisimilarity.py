@@ -18,6 +18,7 @@ the backbone's ``_normalize``; normalising twice changes nothing); when no ancho
 loss is a graph-connected zero instead of a crash on an empty stack; vectorised over anchors; the
 default reduction is the paper's, not the harness's (above).
 """
+
 from __future__ import annotations
 
 from typing import Literal
@@ -42,8 +43,14 @@ class MultiSimilarity(Loss):
             anchors that keep a pair (the 2020 harness).
     """
 
-    def __init__(self, pos_weight: float = 2.0, neg_weight: float = 40.0, margin: float = 0.1,
-                 thresh: float = 0.5, reduction: Literal["batch", "anchors"] = "batch") -> None:
+    def __init__(
+        self,
+        pos_weight: float = 2.0,
+        neg_weight: float = 40.0,
+        margin: float = 0.1,
+        thresh: float = 0.5,
+        reduction: Literal["batch", "anchors"] = "batch",
+    ) -> None:
         super().__init__()
         if reduction not in ("batch", "anchors"):
             raise ValueError(f"multisimilarity reduction {reduction!r}; choose batch or anchors")
@@ -62,11 +69,13 @@ class MultiSimilarity(Loss):
         keep_neg = neg & (s + self.margin > min_pos)
         keep_pos = pos & (s - self.margin < max_neg)
         valid = keep_pos.any(1) & keep_neg.any(1)
-        pos_term = log1p_sum_exp(-self.pos_weight * (sims - self.thresh), keep_pos) / self.pos_weight
+        pos_term = (
+            log1p_sum_exp(-self.pos_weight * (sims - self.thresh), keep_pos) / self.pos_weight
+        )
         neg_term = log1p_sum_exp(self.neg_weight * (sims - self.thresh), keep_neg) / self.neg_weight
-        self.set_logs(active=valid.float().mean(),
-                      s_pos=masked_mean(sims, pos),
-                      s_neg=masked_mean(sims, neg))
+        self.set_logs(
+            active=valid.float().mean(), s_pos=masked_mean(sims, pos), s_neg=masked_mean(sims, neg)
+        )
         if self.reduction == "anchors":
             return masked_mean(pos_term + neg_term, valid)
         terms = torch.where(valid, pos_term + neg_term, torch.zeros_like(pos_term))

@@ -9,6 +9,7 @@ paper uses one sample per other class), and the norm penalty is the mean norm, n
 original divided the embeddings by 4 for BN-Inception backbones; that arch-specific scaling is
 not reproduced. Vectorised over anchors.
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,7 +18,9 @@ from criteria.base import LOSSES, Loss, TupleMiner, full_precision
 from criteria.pairwise import label_masks, log1p_sum_exp, masked_mean
 
 
-def npair_terms(embeds: torch.Tensor, labels: torch.Tensor, a: torch.Tensor, p: torch.Tensor) -> tuple:
+def npair_terms(
+    embeds: torch.Tensor, labels: torch.Tensor, a: torch.Tensor, p: torch.Tensor
+) -> tuple:
     """Per-anchor N-pair losses (A,) and, for logging, the fraction of anchors with a negative
     more similar than their positive, the mean positive and the mean negative similarity.
     embeds: (N, D), labels: (N,), a, p: (A,) indices into them."""

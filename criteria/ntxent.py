@@ -6,6 +6,7 @@ N-pair objective with cosine similarities over a temperature): for every positiv
 ``−log(exp(s_ij/τ) / (exp(s_ij/τ) + Σ_{k: y_k ≠ y_i} exp(s_ik/τ)))``, averaged over positive pairs.
 Not in the original harness.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,6 +37,5 @@ class NTXent(Loss):
         pos, neg = label_masks(labels)
         neg_lse = masked_logsumexp(logits, neg, dim=1)[:, None]
         losses = torch.logaddexp(logits, neg_lse) - logits
-        self.set_logs(s_pos=masked_mean(sims, pos),
-                      s_neg=masked_mean(sims, neg))
+        self.set_logs(s_pos=masked_mean(sims, pos), s_neg=masked_mean(sims, neg))
         return masked_mean(losses, pos)

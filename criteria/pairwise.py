@@ -5,6 +5,7 @@ harness's margin loss did, ``sqrt(d² + 1e-8)``) so that coinciding points do no
 gradients; the masked log-sum-exp fills excluded entries with the dtype's lowest finite value
 and keeps them out of ``exp``, so that empty rows give a finite, gradient-free result.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,9 @@ def dist_matrix(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return (sq_dist_matrix(x, y) + EPS).sqrt()
 
 
-def label_masks(labels: torch.Tensor, other: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def label_masks(
+    labels: torch.Tensor, other: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """``(positive, negative)`` boolean masks between ``labels`` (N,) and ``other`` (M,) (default:
     ``labels`` itself, in which case the diagonal is no positive). Both (N, M)."""
     other = labels if other is None else other

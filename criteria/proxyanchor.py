@@ -7,6 +7,7 @@ similarities s(x, p) between embeddings and one proxy per class,
 (fan-out) and learn at ``lr × lrmulti`` (×100 in the paper's code); they stay float32 under AMP.
 Not in the original harness.
 """
+
 from __future__ import annotations
 
 import torch
@@ -31,8 +32,15 @@ class ProxyAnchor(Loss):
     lr_param = "lr_multi"
     lr_times_base = True
 
-    def __init__(self, margin: float = 0.1, alpha: float = 32.0, lr_multi: float = 100.0,
-                 *, n_classes: int, embed_dim: int) -> None:
+    def __init__(
+        self,
+        margin: float = 0.1,
+        alpha: float = 32.0,
+        lr_multi: float = 100.0,
+        *,
+        n_classes: int,
+        embed_dim: int,
+    ) -> None:
         super().__init__()
         self.margin, self.alpha, self.lr_multi = margin, alpha, lr_multi
         self.proxies = nn.Parameter(torch.empty(n_classes, embed_dim))

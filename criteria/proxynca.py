@@ -7,6 +7,7 @@ L2-normalised and scaled (×3 there, the ``scale`` flag here), proxies start as 
 learn at ``lr × lrmulti``. Deviations: the scale is a flag rather than a magic constant; vectorised
 over labels; proxies stay float32 under AMP.
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,7 +31,9 @@ class ProxyNCA(Loss):
     lr_param = "lr_multi"
     lr_times_base = True
 
-    def __init__(self, lr_multi: float = 50.0, scale: float = 3.0, *, n_classes: int, embed_dim: int) -> None:
+    def __init__(
+        self, lr_multi: float = 50.0, scale: float = 3.0, *, n_classes: int, embed_dim: int
+    ) -> None:
         super().__init__()
         self.lr_multi, self.scale = lr_multi, scale
         self.proxies = nn.Parameter(torch.randn(n_classes, embed_dim) / 8)

@@ -10,6 +10,7 @@ and reused as batch indices, which only made sense when #triplets = batch size; 
 by the paper's definition above. Distances are plain Euclidean, ``sqrt(d² + 1e-8)``, as in the
 original harness (the paper writes squared distances of a learned metric).
 """
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,9 @@ class Quadruplet(Loss):
 
     miner_kinds = ("triplets",)
 
-    def __init__(self, margin_alpha_1: float = 0.2, margin_alpha_2: float = 0.2, *,
-                 miner: TupleMiner) -> None:
+    def __init__(
+        self, margin_alpha_1: float = 0.2, margin_alpha_2: float = 0.2, *, miner: TupleMiner
+    ) -> None:
         super().__init__()
         self.margin_alpha_1, self.margin_alpha_2, self.miner = margin_alpha_1, margin_alpha_2, miner
 

@@ -9,6 +9,7 @@ regulariser pushing embeddings towards zero mean.
 Deviation from the original harness: it silently forced λ = 0 when the miner was ``distance``;
 here λ is only what ``--loss_snr_reg_lambda`` says. Vectorised over triplets.
 """
+
 from __future__ import annotations
 
 import torch
@@ -33,7 +34,9 @@ class SNR(Loss):
 
     miner_kinds = ("triplets",)
 
-    def __init__(self, margin: float = 0.2, reg_lambda: float = 0.005, *, miner: TupleMiner) -> None:
+    def __init__(
+        self, margin: float = 0.2, reg_lambda: float = 0.005, *, miner: TupleMiner
+    ) -> None:
         super().__init__()
         self.margin, self.reg_lambda, self.miner = margin, reg_lambda, miner
 

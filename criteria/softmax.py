@@ -6,6 +6,7 @@ its own lr (``--loss_softmax_lr``), initialised uniformly in ±1/√D as in the 
 Deviation from the original harness: embeddings are normalised here (the paper does; the
 original relied on the backbone's ``_normalize``). Weights stay float32 under AMP.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ class NormSoftmax(Loss):
     class_proxies = True
     lr_param = "lr"
 
-    def __init__(self, lr: float = 1e-5, temperature: float = 0.05, *, n_classes: int,
-                 embed_dim: int) -> None:
+    def __init__(
+        self, lr: float = 1e-5, temperature: float = 0.05, *, n_classes: int, embed_dim: int
+    ) -> None:
         super().__init__()
         self.lr, self.temperature = lr, temperature
         self.class_map = class_matrix(n_classes, embed_dim)
@@ -50,6 +52,8 @@ class NormSoftmax(Loss):
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """embeds: (B, D), labels: (B,) in [0, n_classes) -> scalar."""
         cos = cosine_logits(embeds, self.class_map)
-        self.set_logs(cos_target=cos.gather(1, labels[:, None]).mean(),
-                      accuracy=(cos.argmax(1) == labels).float().mean())
+        self.set_logs(
+            cos_target=cos.gather(1, labels[:, None]).mean(),
+            accuracy=(cos.argmax(1) == labels).float().mean(),
+        )
         return F.cross_entropy(cos / self.temperature, labels)

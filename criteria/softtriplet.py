@@ -11,6 +11,7 @@ Deviations: the original harness could not even be built (it read a non-existent
 paper here, and the centres learn at ``lr × lrmulti``. Defaults stay those of the original
 (K = 2, λ = 8; the paper uses K = 10, λ = 20). Centres start Kaiming-uniform as in the paper's code.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,10 @@ from torch import nn
 from criteria.base import LOSSES, Loss, full_precision
 
 
-@LOSSES.register("softtriplet", flags={"lam": "--loss_softtriplet_lambda",
-                                       "lr_multi": "--loss_softtriplet_lrmulti"})
+@LOSSES.register(
+    "softtriplet",
+    flags={"lam": "--loss_softtriplet_lambda", "lr_multi": "--loss_softtriplet_lrmulti"},
+)
 class SoftTriple(Loss):
     """SoftTriple loss (Qian et al. 2019) with K centres per class; uses no miner.
 
@@ -40,10 +43,25 @@ class SoftTriple(Loss):
     lr_param = "lr_multi"
     lr_times_base = True
 
-    def __init__(self, n_centroids: int = 2, margin_delta: float = 0.01, gamma: float = 0.1, lam: float = 8.0,
-                 reg_weight: float = 0.2, lr_multi: float = 1.0, *, n_classes: int, embed_dim: int) -> None:
+    def __init__(
+        self,
+        n_centroids: int = 2,
+        margin_delta: float = 0.01,
+        gamma: float = 0.1,
+        lam: float = 8.0,
+        reg_weight: float = 0.2,
+        lr_multi: float = 1.0,
+        *,
+        n_classes: int,
+        embed_dim: int,
+    ) -> None:
         super().__init__()
-        self.n_centroids, self.margin_delta, self.gamma, self.lam = n_centroids, margin_delta, gamma, lam
+        self.n_centroids, self.margin_delta, self.gamma, self.lam = (
+            n_centroids,
+            margin_delta,
+            gamma,
+            lam,
+        )
         self.reg_weight, self.lr_multi, self.n_classes = reg_weight, lr_multi, n_classes
         self.centres = nn.Parameter(torch.empty(n_centroids * n_classes, embed_dim))
         nn.init.kaiming_uniform_(self.centres, a=math.sqrt(5))
@@ -65,6 +83,8 @@ class SoftTriple(Loss):
             upper = torch.triu(torch.ones(K, K, dtype=torch.bool, device=gram.device), diagonal=1)
             spread = (2.0 + 1e-5 - 2 * gram[:, upper]).sqrt().sum() / (C * K * (K - 1))
             loss = loss + self.reg_weight * spread
-        self.set_logs(sim_target=(class_sims * target).sum(1).mean(),
-                      accuracy=(class_sims.argmax(1) == labels).float().mean())
+        self.set_logs(
+            sim_target=(class_sims * target).sum(1).mean(),
+            accuracy=(class_sims.argmax(1) == labels).float().mean(),
+        )
         return loss

@@ -6,6 +6,7 @@ Learning", NeurIPS 2020, the L_out form: for anchor i with positives P(i),
 over the anchors that have a positive. The paper's two augmented views per image are whatever the
 sampler puts in the batch (samples of one class). Not in the original harness.
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +37,8 @@ class SupCon(Loss):
         pos, neg = label_masks(labels)
         log_prob = logits - masked_logsumexp(logits, pos | neg, dim=1)[:, None]
         n_pos = pos.sum(1)
-        per_anchor = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(1) / n_pos.clamp_min(1)
-        self.set_logs(s_pos=masked_mean(sims, pos),
-                      s_neg=masked_mean(sims, neg))
+        per_anchor = torch.where(pos, log_prob, torch.zeros_like(log_prob)).sum(
+            1
+        ) / n_pos.clamp_min(1)
+        self.set_logs(s_pos=masked_mean(sims, pos), s_neg=masked_mean(sims, neg))
         return -masked_mean(per_anchor, n_pos > 0)

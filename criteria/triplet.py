@@ -9,6 +9,7 @@ variant, so the two switch with one flag, and it ignores ``margin``.
 
 Deviation from the original harness: vectorised over triplets instead of a Python loop.
 """
+
 from __future__ import annotations
 
 import torch

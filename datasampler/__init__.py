@@ -1,5 +1,5 @@
 """Batch samplers, one per module; importing a module registers it in ``SAMPLERS``."""
-from datasampler.base import SAMPLERS, BatchSampler
+
 from datasampler import (  # noqa: F401  (each import registers its sampler)
     balance,
     category_balance,
@@ -12,5 +12,6 @@ from datasampler import (  # noqa: F401  (each import registers its sampler)
     full_random,
     greedy_coreset,
 )
+from datasampler.base import SAMPLERS, BatchSampler
 
 __all__ = ["SAMPLERS", "BatchSampler"]

@@ -10,6 +10,7 @@ appears at most once per epoch (all but ``L mod n_labels`` exactly once); a labe
 n_instances samples is drawn with repetition, as in OML. Deviation: none beyond the flags (the
 sizes come from --bs and --samples_per_class).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,5 +32,7 @@ class BalanceSampler(BatchSampler):
 
     def global_batches(self, rng: np.random.Generator) -> list[np.ndarray]:
         order = rng.permutation(len(self.classes))[: len(self) * self.n_labels]
-        return [self.draw_members(rng, chunk, self.samples_per_class)
-                for chunk in order.reshape(len(self), self.n_labels)]
+        return [
+            self.draw_members(rng, chunk, self.samples_per_class)
+            for chunk in order.reshape(len(self), self.n_labels)
+        ]

@@ -10,6 +10,7 @@ A sampler's constructor names its own hyper-parameters and ends in ``**context``
 ``BatchSampler.__init__``, which takes the run-time context (labels, batch size, samples per class,
 seed, categories, rank, world size).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,11 +24,26 @@ class BatchSampler(torch.utils.data.Sampler):
 
     needs_embeddings: bool = False
     needs_categories: bool = False
-    context_params: tuple[str, ...] = ("labels", "batch_size", "samples_per_class", "seed",
-                                       "categories", "rank", "world_size")
+    context_params: tuple[str, ...] = (
+        "labels",
+        "batch_size",
+        "samples_per_class",
+        "seed",
+        "categories",
+        "rank",
+        "world_size",
+    )
 
-    def __init__(self, labels, batch_size: int, samples_per_class: int = 2, seed: int = 0,
-                 categories=None, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        labels,
+        batch_size: int,
+        samples_per_class: int = 2,
+        seed: int = 0,
+        categories=None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.labels = np.asarray(labels, dtype=np.int64)
         self.batch_size = int(batch_size)
         self.samples_per_class = int(samples_per_class)
@@ -36,11 +52,15 @@ class BatchSampler(torch.utils.data.Sampler):
         self.rank, self.world_size = int(rank), int(world_size)
         self.epoch = 0
         if self.batch_size % self.world_size:
-            raise ValueError(f"batch size {self.batch_size} is not divisible by the "
-                             f"{self.world_size} distributed ranks")
+            raise ValueError(
+                f"batch size {self.batch_size} is not divisible by the "
+                f"{self.world_size} distributed ranks"
+            )
         if self.needs_categories and self.categories is None:
-            raise ValueError(f"sampler {getattr(self, 'registry_name', type(self).__name__)} needs "
-                             "a dataset with categories; this one has none")
+            raise ValueError(
+                f"sampler {getattr(self, 'registry_name', type(self).__name__)} needs "
+                "a dataset with categories; this one has none"
+            )
         self.classes, inverse = np.unique(self.labels, return_inverse=True)
         order = np.argsort(inverse, kind="stable")
         counts = np.bincount(inverse)
@@ -60,7 +80,7 @@ class BatchSampler(torch.utils.data.Sampler):
         per_rank = self.batch_size // self.world_size
         for batch in self.global_batches(rng):
             batch = np.asarray(batch)
-            yield batch[self.rank * per_rank:(self.rank + 1) * per_rank].tolist()
+            yield batch[self.rank * per_rank : (self.rank + 1) * per_rank].tolist()
 
     def update_embeddings(self, indices, embeds) -> None:
         """Refresh stored embeddings of ``indices`` (only for ``needs_embeddings`` samplers)."""
@@ -68,15 +88,19 @@ class BatchSampler(torch.utils.data.Sampler):
     def require_class_groups(self) -> int:
         """Classes per batch, ``batch_size / samples_per_class``; ValueError if it is not whole."""
         if self.samples_per_class < 1 or self.batch_size % self.samples_per_class:
-            raise ValueError(f"batch size {self.batch_size} is not divisible by samples_per_class "
-                             f"{self.samples_per_class}")
+            raise ValueError(
+                f"batch size {self.batch_size} is not divisible by samples_per_class "
+                f"{self.samples_per_class}"
+            )
         return self.batch_size // self.samples_per_class
 
     def require_classes(self, n: int, what: str = "per batch") -> None:
         if n > len(self.classes):
-            raise ValueError(f"{n} classes are needed {what} (batch size {self.batch_size} / "
-                             f"samples_per_class {self.samples_per_class}), but the data has only "
-                             f"{len(self.classes)}")
+            raise ValueError(
+                f"{n} classes are needed {what} (batch size {self.batch_size} / "
+                f"samples_per_class {self.samples_per_class}), but the data has only "
+                f"{len(self.classes)}"
+            )
 
     def draw_members(self, rng: np.random.Generator, class_pos, k: int) -> np.ndarray:
         """k samples of each class (positions into ``self.classes``), grouped per class.

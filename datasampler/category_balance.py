@@ -10,6 +10,7 @@ Deviations: ``categories`` is a per-sample array; a label's category is that of 
 An epoch has ``L // (n_categories · n_labels)`` batches (OML uses ceil(L / n_labels)), so an epoch
 draws about as many labels as exist; labels are not promised to be covered.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,30 +30,43 @@ class CategoryBalanceSampler(BatchSampler):
 
     needs_categories = True
 
-    def __init__(self, n_categories: int = 2, resample_labels: bool = False,
-                 weight_categories: bool = True, **context) -> None:
+    def __init__(
+        self,
+        n_categories: int = 2,
+        resample_labels: bool = False,
+        weight_categories: bool = True,
+        **context,
+    ) -> None:
         super().__init__(**context)
         groups = self.require_class_groups()
         if n_categories < 1 or groups % n_categories:
-            raise ValueError(f"{groups} labels per batch (batch size {self.batch_size} / "
-                             f"samples_per_class {self.samples_per_class}) cannot be split over "
-                             f"{n_categories} categories")
+            raise ValueError(
+                f"{groups} labels per batch (batch size {self.batch_size} / "
+                f"samples_per_class {self.samples_per_class}) cannot be split over "
+                f"{n_categories} categories"
+            )
         self.n_categories, self.n_labels = int(n_categories), groups // n_categories
         self.resample_labels = resample_labels
         if len(self.categories) != len(self.labels):
-            raise ValueError(f"categories has {len(self.categories)} entries for "
-                             f"{len(self.labels)} samples")
+            raise ValueError(
+                f"categories has {len(self.categories)} entries for {len(self.labels)} samples"
+            )
         first = np.array([idx[0] for idx in self.class_indices])
         names, label_cat = np.unique(self.categories[first], return_inverse=True)
         self.category_labels = [np.flatnonzero(label_cat == c) for c in range(len(names))]
         if len(names) < self.n_categories:
-            raise ValueError(f"{self.n_categories} categories per batch requested, the data has "
-                             f"only {len(names)}")
-        short = [str(names[c]) for c, ls in enumerate(self.category_labels)
-                 if len(ls) < self.n_labels]
+            raise ValueError(
+                f"{self.n_categories} categories per batch requested, the data has "
+                f"only {len(names)}"
+            )
+        short = [
+            str(names[c]) for c, ls in enumerate(self.category_labels) if len(ls) < self.n_labels
+        ]
         if short and not resample_labels:
-            raise ValueError(f"categories {', '.join(short[:5])} have fewer than {self.n_labels} "
-                             "labels; pass resample_labels to allow repeated labels")
+            raise ValueError(
+                f"categories {', '.join(short[:5])} have fewer than {self.n_labels} "
+                "labels; pass resample_labels to allow repeated labels"
+            )
         sizes = np.array([len(ls) for ls in self.category_labels], dtype=float)
         self.category_p = sizes / sizes.sum() if weight_categories else None
         if self.category_p is not None and (self.category_p > 0).sum() < self.n_categories:
@@ -67,8 +81,9 @@ class CategoryBalanceSampler(BatchSampler):
         return rng.choice(pool, self.n_labels, replace=len(pool) < self.n_labels)
 
     def one_batch(self, rng: np.random.Generator) -> np.ndarray:
-        cats = rng.choice(len(self.category_labels), self.n_categories, replace=False,
-                          p=self.category_p)
+        cats = rng.choice(
+            len(self.category_labels), self.n_categories, replace=False, p=self.category_p
+        )
         chosen = np.concatenate([self.pick_labels(rng, c) for c in cats])
         return self.draw_members(rng, chosen, self.samples_per_class)
 

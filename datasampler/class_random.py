@@ -10,6 +10,7 @@ than ``samples_per_class`` images is drawn with replacement (duplicates in the b
 does. Batches are independent, so an epoch (``N // batch_size`` batches) does not promise to cover
 every image.
 """
+
 from __future__ import annotations
 
 import numpy as np

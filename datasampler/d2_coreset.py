@@ -14,6 +14,7 @@ covariance in 128-D) and the product is computed in log space; chosen points and
 class are excluded; positions map back through the same big batch (the original's index bug); the
 original registered itself as ``greedy_coreset_sampler``.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ bin positions* (Σ|CDF_big − CDF_c|·bin width on common bins); the original p
 values to ``scipy.stats.wasserstein_distance`` as if they were samples. Since W₁ is symmetric, the
 two terms equal 150·W₁. The big batch is a uniform subset of stored rows, not class-structured.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,12 +40,16 @@ class DistHistBatchMatchSampler(BatchMatchSampler):
         cands = [self.spc_batch(rng) for _ in range(self.ncomps)]
         feats = [store[c].astype(np.float64) for c in cands]
         d_big, d_cand = pdist(big), [pdist(f) for f in feats]
-        edges = np.linspace(0.0, max([d_big.max()] + [d.max() for d in d_cand]) + 1e-12,
-                            self.n_bins + 1)
+        edges = np.linspace(
+            0.0, max([d_big.max()] + [d.max() for d in d_cand]) + 1e-12, self.n_bins + 1
+        )
         cdf_big = np.cumsum(np.histogram(d_big, edges)[0]) / len(d_big)
         scores = []
         for f, d in zip(feats, d_cand):
             w1 = np.abs(cdf_big - np.cumsum(np.histogram(d, edges)[0]) / len(d)).sum() * edges[1]
-            scores.append(np.linalg.norm(big.mean(0) - f.mean(0))
-                          + np.linalg.norm(big.std(0) - f.std(0)) + 2 * self.hist_weight * w1)
+            scores.append(
+                np.linalg.norm(big.mean(0) - f.mean(0))
+                + np.linalg.norm(big.std(0) - f.std(0))
+                + 2 * self.hist_weight * w1
+            )
         return cands[int(np.argmin(scores))]

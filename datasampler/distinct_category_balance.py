@@ -9,6 +9,7 @@ Deviations: the record of used labels lives within one epoch (it is rebuilt from
 that ``set_epoch`` fixes every batch and ranks agree), where OML carries it across epochs;
 ``epoch_size = 0`` means ``L // labels_per_batch`` batches.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -17,16 +17,19 @@ through that same big batch (the original coreset samplers mapped them through a
 random draw); the optional projection to ``lowproj_dim`` dimensions is a Gaussian matrix drawn
 from the epoch's generator; the original's joblib precomputation over 16 workers is gone.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 from datasampler.class_random import ClassRandomSampler
 
-
 #: Legacy flags shared by every embedding-store sampler (registry entries merge in their own).
-STORE_FLAGS = {"bigbs": "--data_batchmatch_bigbs", "lowproj_dim": "--data_sampler_lowproj_dim",
-               "no_update": "--data_storage_no_update"}
+STORE_FLAGS = {
+    "bigbs": "--data_batchmatch_bigbs",
+    "lowproj_dim": "--data_sampler_lowproj_dim",
+    "no_update": "--data_storage_no_update",
+}
 #: ... and those of the two batch-match samplers.
 MATCH_FLAGS = {**STORE_FLAGS, "ncomps": "--data_batchmatch_ncomps"}
 
@@ -36,8 +39,9 @@ class EmbeddingSampler(ClassRandomSampler):
 
     needs_embeddings = True
 
-    def __init__(self, bigbs: int = 512, lowproj_dim: int = -1, no_update: bool = False,
-                 **context) -> None:
+    def __init__(
+        self, bigbs: int = 512, lowproj_dim: int = -1, no_update: bool = False, **context
+    ) -> None:
         super().__init__(**context)
         if bigbs < self.batch_size:
             raise ValueError(f"big batch {bigbs} is smaller than the batch size {self.batch_size}")

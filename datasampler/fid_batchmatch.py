@@ -9,6 +9,7 @@ Deviations: the original was unreachable (its module was never imported); tr((Σ
 as the sum of square roots of the eigenvalues of Σ₁^½ Σ₂ Σ₁^½ (symmetric, so no complex
 ``sqrtm``); the big batch is a uniform subset of stored rows.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -39,6 +40,7 @@ class FIDBatchMatchSampler(BatchMatchSampler):
             f = store[c].astype(np.float64)
             cov_c = np.atleast_2d(np.cov(f, rowvar=False))
             cross = np.sqrt(np.linalg.eigvalsh(root_b @ cov_c @ root_b).clip(0)).sum()
-            scores.append(((mu_b - f.mean(0)) ** 2).sum() + np.trace(cov_b) + np.trace(cov_c)
-                          - 2 * cross)
+            scores.append(
+                ((mu_b - f.mean(0)) ** 2).sum() + np.trace(cov_b) + np.trace(cov_c) - 2 * cross
+            )
         return cands[int(np.argmin(scores))]

@@ -10,6 +10,7 @@ of the dataset cut into ``N // batch_size`` batches: sample-uniform, no duplicat
 most once per epoch; a batch may contain no positive pair, which class-based losses tolerate and
 pair-based miners answer with empty outputs.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -15,6 +15,7 @@ rest of its class is excluded so the batch has batch_size / samples_per_class di
 the big batch runs out of classes, random unused classes complete the batch; the original's unused
 ``dist_lim`` flag is not kept. See ``embedding_store`` for the store's contract.
 """
+
 from __future__ import annotations
 
 import numpy as np

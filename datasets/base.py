@@ -11,10 +11,12 @@ in Deep Metric Learning", ICML 2020): items are ``(image, label, index)`` instea
 index)``, and labels are always re-indexed to 0..C-1 within a split (the original kept CUB test labels
 at 100..199 and shifted SOP validation labels to start at -1).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -53,12 +55,18 @@ class Split:
 
     def subset(self, idx: np.ndarray, **info: Any) -> Split:
         """The items ``idx`` (in that order), with ``info`` added."""
-        pick = lambda a: None if a is None else a[idx]  # noqa: E731
-        return replace(self, labels=self.labels[idx], images=pick(self.images),
-                       paths=None if self.paths is None else [self.paths[i] for i in idx],
-                       boxes=pick(self.boxes), categories=pick(self.categories),
-                       is_query=pick(self.is_query), is_gallery=pick(self.is_gallery),
-                       info={**self.info, **info})
+        pick = lambda a: None if a is None else a[idx]
+        return replace(
+            self,
+            labels=self.labels[idx],
+            images=pick(self.images),
+            paths=None if self.paths is None else [self.paths[i] for i in idx],
+            boxes=pick(self.boxes),
+            categories=pick(self.categories),
+            is_query=pick(self.is_query),
+            is_gallery=pick(self.is_gallery),
+            info={**self.info, **info},
+        )
 
     def with_masks(self, is_query: np.ndarray | None, is_gallery: np.ndarray | None) -> Split:
         """The same items with query/gallery masks (None: every item is both)."""
@@ -87,16 +95,24 @@ class DMLDataset(Dataset):
     (N,) bool or None, ``info`` (JSON-serialisable), ``n_classes``.
     """
 
-    def __init__(self, split: Split, transform: Callable[[torch.Tensor], torch.Tensor],
-                 read: Callable[[Split, int], torch.Tensor]):
+    def __init__(
+        self,
+        split: Split,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        read: Callable[[Split, int], torch.Tensor],
+    ):
         classes, self.labels = np.unique(split.labels, return_inverse=True)
         self.labels = self.labels.astype(np.int64).reshape(-1)
         self.n_classes = len(classes)
         self.categories = split.categories
         self.is_query = None if split.is_query is None else split.is_query.astype(bool)
         self.is_gallery = None if split.is_gallery is None else split.is_gallery.astype(bool)
-        self.info = {**split.info, "n_items": len(split), "n_classes": self.n_classes,
-                     "original_labels": [_jsonable(c) for c in classes]}
+        self.info = {
+            **split.info,
+            "n_items": len(split),
+            "n_classes": self.n_classes,
+            "original_labels": [_jsonable(c) for c in classes],
+        }
         if split.class_names is not None:
             self.info["class_names"] = [split.class_names[_jsonable(c)] for c in classes]
         self.split = split

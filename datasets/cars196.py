@@ -6,6 +6,7 @@ Layout: ``<source_path>/cars196/images/<class name>/*.jpg``. As in the original,
 folder name; this equals the official class-id order only for folder names that sort that way (the
 authors' tarball does). Deviation: any number of class folders is accepted.
 """
+
 from __future__ import annotations
 
 from datasets.base import DATASETS, DatasetSource, Split

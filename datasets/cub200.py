@@ -6,6 +6,7 @@ Layout: ``<source_path>/cub200/images/<NNN.Class_Name>/*.jpg``. Classes are orde
 prefix, as in the original. Deviation: any number of class folders is accepted (a subset for quick
 runs); the split is always the first half by class id.
 """
+
 from __future__ import annotations
 
 from datasets.base import DATASETS, DatasetError, DatasetSource, Split
@@ -16,8 +17,9 @@ def _class_id(folder: str) -> int:
     try:
         return int(folder.split(".", 1)[0])
     except ValueError:
-        raise DatasetError(f"cub200 class folder {folder!r} does not start with its number "
-                           f"('NNN.Class_Name')") from None
+        raise DatasetError(
+            f"cub200 class folder {folder!r} does not start with its number ('NNN.Class_Name')"
+        ) from None
 
 
 @DATASETS.register("cub200")

@@ -18,6 +18,7 @@ spec's ``resize`` (its Resize is then the identity), and train crops keep the sa
 distribution (RandomResizedCrop works in fractions of the image) but are resampled from S-sided
 images, so they are slightly softer when S is small against the crop. Memory: 3·H·W bytes an image.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -57,8 +58,8 @@ class DecodedCache:
 
     def __init__(self, folder: str | Path) -> None:
         self.folder = Path(folder)
-        self.index = np.load(self.folder / "index.npy")            # (N, 4): offset, C, H, W
-        self._pixels: np.ndarray | None = None                     # opened in each process
+        self.index = np.load(self.folder / "index.npy")  # (N, 4): offset, C, H, W
+        self._pixels: np.ndarray | None = None  # opened in each process
 
     def __getstate__(self) -> dict:
         return {"folder": self.folder, "index": self.index, "_pixels": None}
@@ -75,15 +76,16 @@ class DecodedCache:
             self._pixels = np.memmap(self.folder / "pixels.u8", dtype=np.uint8, mode="r")
         offset, c, h, w = (int(v) for v in self.index[i])
         # a copy: the transforms may write in place, and the map is read-only
-        return torch.from_numpy(np.array(self._pixels[offset:offset + c * h * w])).view(c, h, w)
+        return torch.from_numpy(np.array(self._pixels[offset : offset + c * h * w])).view(c, h, w)
 
     def read(self, split: Split, i: int) -> torch.Tensor:
         """The ``read`` function of :class:`DMLDataset` (``split`` is the one cached)."""
         return self.image(i)
 
     @classmethod
-    def build(cls, name: str, split: Split, root: str | Path, short_side: int = 0,
-              workers: int = 8) -> DecodedCache:
+    def build(
+        cls, name: str, split: Split, root: str | Path, short_side: int = 0, workers: int = 8
+    ) -> DecodedCache:
         """The cache of ``split`` under ``root``, decoded now unless a folder with its key exists."""
         if short_side < 0:
             raise ValueError(f"decoded cache side must be >= 0 (0: as decoded), got {short_side}")
@@ -111,21 +113,32 @@ class DecodedCache:
                     offset += c * h * w
                     out.write(img.contiguous().numpy().tobytes())
             np.save(tmp / "index.npy", index)
-            (tmp / "meta.json").write_text(json.dumps(
-                {"dataset": name, "items": len(split), "short_side": short_side,
-                 "bytes": int(offset), "format": FORMAT}))
+            (tmp / "meta.json").write_text(
+                json.dumps(
+                    {
+                        "dataset": name,
+                        "items": len(split),
+                        "short_side": short_side,
+                        "bytes": int(offset),
+                        "format": FORMAT,
+                    }
+                )
+            )
             try:
                 os.rename(tmp, folder)
-            except OSError:                     # another process finished first: use its copy
+            except OSError:  # another process finished first: use its copy
                 shutil.rmtree(tmp, ignore_errors=True)
         except OSError as err:
-            raise DatasetError(f"decoded cache {folder}: cannot write ({err.strerror or err}); "
-                               "choose another --decoded_cache folder with enough space") from None
+            raise DatasetError(
+                f"decoded cache {folder}: cannot write ({err.strerror or err}); "
+                "choose another --decoded_cache folder with enough space"
+            ) from None
         return cls(folder)
 
 
-def use_decoded_cache(splits: dict, name: str, root: str | Path, short_side: int = 0,
-                      workers: int = 8) -> dict:
+def use_decoded_cache(
+    splits: dict, name: str, root: str | Path, short_side: int = 0, workers: int = 8
+) -> dict:
     """``splits`` with every :class:`DMLDataset` (also inside a rotation wrapper) reading from a
     decoded cache; splits sharing their raw images (``train``, ``train_eval``) share one cache.
     Only file-backed splits are cached: in-memory arrays are already decoded."""

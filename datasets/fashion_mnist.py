@@ -8,6 +8,7 @@ class-disjoint split of the DML benchmarks, not the paper's classification split
 ``<source_path>/fashion_mnist``, else Debian's ``dataset-fashion-mnist`` folder
 (``/usr/share/datasets/fashion-mnist``) or any ``/usr/share/*fashion*mnist*`` folder. Flips are kept (clothes are mirror-symmetric); crops are mild (28 pixels).
 """
+
 from __future__ import annotations
 
 import gzip
@@ -18,11 +19,23 @@ import numpy as np
 from datasets.base import DATASETS, DatasetError, DatasetSource, Split
 
 DEBIAN_FOLDER = Path("/usr/share/datasets/fashion-mnist")
-FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-         "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "t10k": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 #: The ten classes, in label order (Xiao et al. 2017, Table 1).
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
-               "Bag", "Ankle boot")
+CLASS_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -58,8 +71,15 @@ class FashionMNIST(DatasetSource):
         if per_class < 0:
             raise DatasetError(f"fashion_mnist: per_class must be >= 0 (0: all), got {per_class}")
         self.per_class = per_class
-        guesses = [Path(path)] if path else [Path(root) / "fashion_mnist", DEBIAN_FOLDER,
-                                             *sorted(Path("/usr/share").glob("*fashion*mnist*"))]
+        guesses = (
+            [Path(path)]
+            if path
+            else [
+                Path(root) / "fashion_mnist",
+                DEBIAN_FOLDER,
+                *sorted(Path("/usr/share").glob("*fashion*mnist*")),
+            ]
+        )
         self.folders = guesses
 
     def _find(self, stem: str) -> Path | None:
@@ -75,20 +95,33 @@ class FashionMNIST(DatasetSource):
         found = {s: self._find(s) for s in stems}
         if not all(found.values()):
             missing = [s for s, p in found.items() if p is None]
-            raise DatasetError(f"fashion_mnist: {', '.join(missing)} (raw or .gz) not found in "
-                               f"{', '.join(map(str, self.folders))}; set --dataset_fashion_mnist_path")
+            raise DatasetError(
+                f"fashion_mnist: {', '.join(missing)} (raw or .gz) not found in "
+                f"{', '.join(map(str, self.folders))}; set --dataset_fashion_mnist_path"
+            )
         images = np.concatenate([read_idx(found[FILES[k][0]]) for k in FILES]).astype(np.uint8)
         labels = np.concatenate([read_idx(found[FILES[k][1]]) for k in FILES]).astype(np.int64)
         if images.ndim != 3 or len(images) != len(labels):
-            raise DatasetError(f"fashion_mnist: images {images.shape} and labels {labels.shape} differ")
+            raise DatasetError(
+                f"fashion_mnist: images {images.shape} and labels {labels.shape} differ"
+            )
         if self.per_class:
-            keep = np.concatenate([np.flatnonzero(labels == c)[:self.per_class]
-                                   for c in np.unique(labels)])
+            keep = np.concatenate(
+                [np.flatnonzero(labels == c)[: self.per_class] for c in np.unique(labels)]
+            )
             keep.sort()
             images, labels = images[keep], labels[keep]
-        info = {"dataset": "fashion_mnist", "per_class": self.per_class, "files": {s: str(p) for s, p in found.items()}}
+        info = {
+            "dataset": "fashion_mnist",
+            "per_class": self.per_class,
+            "files": {s: str(p) for s, p in found.items()},
+        }
         names = dict(enumerate(CLASS_NAMES))
-        return {"train": Split(labels=labels[labels < 5], images=images[labels < 5], info=info,
-                               class_names=names),
-                "test": Split(labels=labels[labels >= 5], images=images[labels >= 5], info=info,
-                              class_names=names)}
+        return {
+            "train": Split(
+                labels=labels[labels < 5], images=images[labels < 5], info=info, class_names=names
+            ),
+            "test": Split(
+                labels=labels[labels >= 5], images=images[labels >= 5], info=info, class_names=names
+            ),
+        }

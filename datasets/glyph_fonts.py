@@ -9,11 +9,12 @@ cmmi10 maps "!" to omega), the bitmap is non-empty, fits the canvas and differs 
 ``.notdef`` glyph. Characters whose bitmaps coincide in some font (Latin A, Greek Alpha, Cyrillic A)
 are merged, keeping the first, so no two classes are the same drawing.
 """
+
 from __future__ import annotations
 
 import hashlib
 import unicodedata
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import matplotlib
@@ -50,25 +51,30 @@ def fonts_digest(files: list[Path]) -> str:
 def _name_agrees(font: FT2Font, glyph: int, char: str) -> bool:
     name = font.get_glyph_name(glyph)
     decoded = agl.toUnicode(name) if name else ""
-    return not decoded or unicodedata.normalize("NFKC", decoded) == unicodedata.normalize("NFKC", char)
+    return not decoded or unicodedata.normalize("NFKC", decoded) == unicodedata.normalize(
+        "NFKC", char
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _font(path: str, canvas: int) -> FT2Font:
     font = FT2Font(path)
     font.set_size(EM_FRACTION * canvas, 72)  # 72 dpi: one point is one pixel
     return font
 
 
-@lru_cache(maxsize=None)
+@cache
 def _charmap(path: str) -> dict[int, int]:
     return FT2Font(path).get_charmap()
 
 
 def charmap_candidates(path: Path) -> list[int]:
     """Code points ``path`` maps to a glyph, in an allowed category (``drawn_by`` checks the rest)."""
-    return [code for code, glyph in _charmap(str(path)).items()
-            if glyph and unicodedata.category(chr(code))[0] in ALLOWED_CATEGORIES]
+    return [
+        code
+        for code, glyph in _charmap(str(path)).items()
+        if glyph and unicodedata.category(chr(code))[0] in ALLOWED_CATEGORIES
+    ]
 
 
 def _place(bitmap: np.ndarray, baseline_row: int, canvas: int) -> np.ndarray | None:
@@ -76,7 +82,7 @@ def _place(bitmap: np.ndarray, baseline_row: int, canvas: int) -> np.ndarray | N
     rows = np.flatnonzero(bitmap.any(axis=1))
     if cols.size == 0:
         return None
-    bitmap = bitmap[:, cols[0]:cols[-1] + 1]
+    bitmap = bitmap[:, cols[0] : cols[-1] + 1]
     h, w = bitmap.shape
     top = int(round(canvas / 2 + EM_CENTRE * EM_FRACTION * canvas)) - baseline_row
     left = (canvas - w) // 2
@@ -84,7 +90,7 @@ def _place(bitmap: np.ndarray, baseline_row: int, canvas: int) -> np.ndarray | N
         return None
     out = np.zeros((canvas, canvas), np.uint8)
     lo = max(top, 0)
-    out[lo:top + h, left:left + w] = bitmap[lo - top:canvas - top]
+    out[lo : top + h, left : left + w] = bitmap[lo - top : canvas - top]
     return out
 
 
@@ -108,7 +114,7 @@ def _outline(font: FT2Font, glyph: int) -> bytes:
     return vertices.tobytes() + codes.tobytes()
 
 
-@lru_cache(maxsize=None)
+@cache
 def _notdef(path: str, canvas: int) -> bytes:
     return _outline(_font(path, canvas), 0)
 

@@ -8,6 +8,7 @@ generation parameters and the installed fonts; ``data_seed`` fixes the font orde
 distortions. Instances come from distinct fonts while the class has enough, then from further
 distortions of the same fonts.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,8 @@ SUPERSAMPLE = 2
 @dataclass
 class GlyphClass:
     code: int
-    fonts: list[Path]              # fonts that really draw the character, sorted by name
-    bitmaps: list[np.ndarray]      # (S*SUPERSAMPLE, S*SUPERSAMPLE) uint8 each, aligned with fonts
+    fonts: list[Path]  # fonts that really draw the character, sorted by name
+    bitmaps: list[np.ndarray]  # (S*SUPERSAMPLE, S*SUPERSAMPLE) uint8 each, aligned with fonts
 
 
 def _group(code: int) -> str:
@@ -41,8 +42,9 @@ def _group(code: int) -> str:
     return unicodedata.name(char, "?").split()[0] if category[0] == "L" else category
 
 
-def class_table(n_classes: int, image_size: int, min_fonts: int,
-                fonts: list[Path]) -> list[GlyphClass]:
+def class_table(
+    n_classes: int, image_size: int, min_fonts: int, fonts: list[Path]
+) -> list[GlyphClass]:
     """The ``n_classes`` characters drawn by the most fonts.
 
     Among characters with equally many fonts, scripts take turns (Latin, Greek, Cyrillic, ... and
@@ -76,8 +78,10 @@ def class_table(n_classes: int, image_size: int, min_fonts: int,
         table.append(GlyphClass(code, names, [drawn[p] for p in names]))
         if len(table) == n_classes:
             return table
-    raise DatasetError(f"only {len(table)} characters are drawn by at least {min_fonts} fonts at size "
-                     f"{image_size}; lower n_classes or min_fonts")
+    raise DatasetError(
+        f"only {len(table)} characters are drawn by at least {min_fonts} fonts at size "
+        f"{image_size}; lower n_classes or min_fonts"
+    )
 
 
 def order_classes(table: list[GlyphClass], class_order: str) -> list[GlyphClass]:
@@ -108,15 +112,16 @@ def warp(bitmaps: np.ndarray, params: np.ndarray) -> np.ndarray:
     theta = torch.cat([inverse, -(inverse @ p[:, 3:5, None])], dim=2).float()
     out = []
     for lo in range(0, len(p), 1024):
-        x = torch.from_numpy(bitmaps[lo:lo + 1024]).float().unsqueeze(1)
-        grid = F.affine_grid(theta[lo:lo + 1024], list(x.shape), align_corners=False)
+        x = torch.from_numpy(bitmaps[lo : lo + 1024]).float().unsqueeze(1)
+        grid = F.affine_grid(theta[lo : lo + 1024], list(x.shape), align_corners=False)
         x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
         out.append(F.avg_pool2d(x, SUPERSAMPLE).squeeze(1).round().clamp(0, 255).to(torch.uint8))
     return torch.cat(out).numpy()
 
 
-def generate(table: list[GlyphClass], per_class: int, data_seed: int,
-             strength: float) -> dict[str, np.ndarray]:
+def generate(
+    table: list[GlyphClass], per_class: int, data_seed: int, strength: float
+) -> dict[str, np.ndarray]:
     """images (N, S, S) uint8 ink, labels (N,), font_ids (N,) into font_names, params (N, 5)."""
     rng = np.random.default_rng(data_seed)
     fonts = sorted({p for g in table for p in g.fonts}, key=lambda p: p.name)
@@ -130,7 +135,11 @@ def generate(table: list[GlyphClass], per_class: int, data_seed: int,
             labels.append(label)
             font_ids.append(font_id[g.fonts[k]])
     params = distortions(len(stack), rng, strength)
-    return {"images": warp(np.stack(stack), params), "labels": np.asarray(labels, np.int64),
-            "font_ids": np.asarray(font_ids, np.int64), "params": params,
-            "codepoints": np.asarray([g.code for g in table], np.int64),
-            "font_names": np.asarray([p.name for p in fonts])}
+    return {
+        "images": warp(np.stack(stack), params),
+        "labels": np.asarray(labels, np.int64),
+        "font_ids": np.asarray(font_ids, np.int64),
+        "params": params,
+        "codepoints": np.asarray([g.code for g in table], np.int64),
+        "font_names": np.asarray([p.name for p in fonts]),
+    }

@@ -10,6 +10,7 @@ id) train, the second half test. Images are black ink on white paper, one channe
 square. Training augmentation never flips (a mirrored character is another character, or none) and
 crops mildly (RandomResizedCrop scale 0.7–1) so no stroke is lost.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,22 +51,39 @@ class Glyphs(DatasetSource):
     allow_flip = False
     min_crop_scale = 0.7
 
-    def __init__(self, root: str, n_classes: int = 400, per_class: int = 12, image_size: int = 32,
-                 min_fonts: int = 8, distortion: float = 1.0, data_seed: int = 0,
-                 class_order: Literal["shuffled", "codepoint"] = "shuffled",
-                 use_system_fonts: bool = True):
+    def __init__(
+        self,
+        root: str,
+        n_classes: int = 400,
+        per_class: int = 12,
+        image_size: int = 32,
+        min_fonts: int = 8,
+        distortion: float = 1.0,
+        data_seed: int = 0,
+        class_order: Literal["shuffled", "codepoint"] = "shuffled",
+        use_system_fonts: bool = True,
+    ):
         if n_classes < 2 or per_class < 1 or image_size < 8:
             raise ValueError("glyphs needs n_classes >= 2, per_class >= 1 and image_size >= 8")
         self.root = Path(root)
-        self.params = dict(n_classes=n_classes, per_class=per_class, image_size=image_size,
-                           min_fonts=min_fonts, distortion=distortion, data_seed=data_seed,
-                           class_order=class_order, use_system_fonts=use_system_fonts)
+        self.params = dict(
+            n_classes=n_classes,
+            per_class=per_class,
+            image_size=image_size,
+            min_fonts=min_fonts,
+            distortion=distortion,
+            data_seed=data_seed,
+            class_order=class_order,
+            use_system_fonts=use_system_fonts,
+        )
         self.fonts = glyph_fonts.font_files(use_system_fonts)
 
     @property
     def cache_path(self) -> Path:
-        key = json.dumps({**self.params, "fonts": glyph_fonts.fonts_digest(self.fonts),
-                          "version": VERSION}, sort_keys=True)
+        key = json.dumps(
+            {**self.params, "fonts": glyph_fonts.fonts_digest(self.fonts), "version": VERSION},
+            sort_keys=True,
+        )
         digest = hashlib.sha1(key.encode()).hexdigest()[:16]
         return self.root / "glyphs" / f"glyphs_v{VERSION}_{digest}.npz"
 
@@ -73,7 +91,9 @@ class Glyphs(DatasetSource):
         """Render every image (no cache); adds ``seconds``, the generation time."""
         p = self.params
         start = time.perf_counter()
-        table = glyph_generator.class_table(p["n_classes"], p["image_size"], p["min_fonts"], self.fonts)
+        table = glyph_generator.class_table(
+            p["n_classes"], p["image_size"], p["min_fonts"], self.fonts
+        )
         table = glyph_generator.order_classes(table, p["class_order"])
         arrays = glyph_generator.generate(table, p["per_class"], p["data_seed"], p["distortion"])
         arrays["n_fonts_per_class"] = np.asarray([len(g.fonts) for g in table], np.int64)
@@ -92,7 +112,7 @@ class Glyphs(DatasetSource):
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, **arrays)
-            os.replace(tmp, path)     # atomic: concurrent ranks never read a half-written cache
+            os.replace(tmp, path)  # atomic: concurrent ranks never read a half-written cache
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -100,11 +120,18 @@ class Glyphs(DatasetSource):
 
     def load(self) -> dict[str, Split]:
         a = self.arrays()
-        paper = 255 - a["images"]                     # ink on white, like Omniglot's scans
+        paper = 255 - a["images"]  # ink on white, like Omniglot's scans
         n_train = len(a["codepoints"]) // 2
-        info = {"dataset": "glyphs", **self.params, "cache": str(self.cache_path),
-                "generation_seconds": round(float(a["seconds"]), 3),
-                "fonts": a["font_names"].tolist(), "noto_installed": glyph_fonts.NOTO_DIR.is_dir()}
+        info = {
+            "dataset": "glyphs",
+            **self.params,
+            "cache": str(self.cache_path),
+            "generation_seconds": round(float(a["seconds"]), 3),
+            "fonts": a["font_names"].tolist(),
+            "noto_installed": glyph_fonts.NOTO_DIR.is_dir(),
+        }
         names = {k: f"U+{c:04X} {chr(c)}" for k, c in enumerate(a["codepoints"].tolist())}
-        return {name: Split(labels=a["labels"][keep], images=paper[keep], class_names=names, info=info)
-                for name, keep in (("train", a["labels"] < n_train), ("test", a["labels"] >= n_train))}
+        return {
+            name: Split(labels=a["labels"][keep], images=paper[keep], class_names=names, info=info)
+            for name, keep in (("train", a["labels"] < n_train), ("test", a["labels"] >= n_train))
+        }

@@ -15,6 +15,7 @@ gives exactly PIL's pixels (tested). Deviations: only JPEG files (checked up fro
 are clipped to the image (PIL's crop would pad with black); rotation-class training stays on the
 CPU path.
 """
+
 from __future__ import annotations
 
 import copy
@@ -49,12 +50,15 @@ def collate_encoded(items: list) -> tuple[list[torch.Tensor], torch.Tensor, torc
 def check_gpu_decodable(dataset: Dataset) -> DMLDataset:
     """The :class:`DMLDataset` itself, or DatasetError (one line) saying why not."""
     if not isinstance(dataset, DMLDataset):
-        raise DatasetError(f"--gpu_decode works on plain dataset splits, not on "
-                           f"{type(dataset).__name__} (e.g. --rotation_classes); drop one of them")
+        raise DatasetError(
+            f"--gpu_decode works on plain dataset splits, not on "
+            f"{type(dataset).__name__} (e.g. --rotation_classes); drop one of them"
+        )
     paths = dataset.split.paths
     if paths is None:
-        raise DatasetError("--gpu_decode needs a dataset of image files; this one is in memory "
-                           "(already decoded)")
+        raise DatasetError(
+            "--gpu_decode needs a dataset of image files; this one is in memory (already decoded)"
+        )
     other = next((p for p in paths if Path(p).suffix.lower() not in JPEG_SUFFIXES), None)
     if other is not None:
         raise DatasetError(f"--gpu_decode needs JPEG files; {other} is not one (drop --gpu_decode)")
@@ -83,13 +87,15 @@ class DeviceDecodeLoader:
         if self.boxes is None or self.boxes[i][0] < 0:
             return img
         x1, y1, x2, y2 = (int(v) for v in np.asarray(self.boxes[i]))
-        return img[:, max(y1, 0):y2, max(x1, 0):x2]
+        return img[:, max(y1, 0) : y2, max(x1, 0) : x2]
 
     def __iter__(self):
         for data, labels, indices in self.loader:
-            with warnings.catch_warnings():   # torchvision 0.29 deprecates its decoders for
-                warnings.simplefilter("ignore", DeprecationWarning)   # TorchCodec's, later
+            with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders for
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchCodec's, later
                 images = self._decode(data, mode=self._mode, device=self.device)
-            out = [self.dataset.transform(self._crop(img, i))
-                   for img, i in zip(images, indices.tolist())]
+            out = [
+                self.dataset.transform(self._crop(img, i))
+                for img, i in zip(images, indices.tolist())
+            ]
             yield torch.stack(out), labels, indices

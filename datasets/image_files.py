@@ -6,6 +6,7 @@ exists, non-empty, a header PIL recognises, and for JPEG/PNG the end-of-image ma
 for truncated downloads) — and all bad files are listed in one error. Files are decoded with PIL
 (torchvision's decoders are deprecated since 0.29) straight into uint8 tensors.
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ def problem(path: str) -> str | None:
                 f.seek(max(p.stat().st_size - 64, 0))
                 if trailer not in f.read():
                     return "truncated"
-    except Exception as e:  # noqa: BLE001 - any failure means the file cannot be used
+    except Exception as e:
         return f"unreadable ({type(e).__name__})"
     return None
 
@@ -54,8 +55,11 @@ def scan(paths: list[str], what: str, workers: int = 8, show: int = 20) -> None:
     bad = [f"{p} ({why})" for p, why in zip(paths, problems) if why]
     if bad:
         more = f" … and {len(bad) - show} more" if len(bad) > show else ""
-        raise DatasetError(f"{what}: {len(bad)} of {len(paths)} image files cannot be used: "
-                           + "; ".join(bad[:show]) + more)
+        raise DatasetError(
+            f"{what}: {len(bad)} of {len(paths)} image files cannot be used: "
+            + "; ".join(bad[:show])
+            + more
+        )
 
 
 def read_image(path: str, box: np.ndarray | None = None) -> torch.Tensor:

@@ -9,6 +9,7 @@ holds query and gallery images with ``is_query`` / ``is_gallery`` masks; ``categ
 clothing types (``WOMEN/Dresses``), numbered in sorted order. Not in RevisitDML; it follows the MLRC
 (Musgrave et al., ECCV 2020) and OML conventions.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,8 +31,10 @@ class InShop(DatasetSource):
 
     def load(self) -> dict[str, Split]:
         table = self.base / "list_eval_partition.txt"
-        layout = (f"expected {table} (count line, header '{' '.join(COLUMNS)}', rows with status "
-                  f"train/query/gallery) and images at {self.base}/<image_name>")
+        layout = (
+            f"expected {table} (count line, header '{' '.join(COLUMNS)}', rows with status "
+            f"train/query/gallery) and images at {self.base}/<image_name>"
+        )
         if not table.is_file():
             raise DatasetError(f"dataset 'inshop': {table} not found; {layout}")
         df = pd.read_csv(table, sep=r"\s+", skiprows=1)
@@ -42,12 +45,15 @@ class InShop(DatasetSource):
         type_names, categories = np.unique(types.to_numpy(str), return_inverse=True)
         item_names, labels = np.unique(df["item_id"].to_numpy(str), return_inverse=True)
         info = {"dataset": "inshop", "table": str(table), "category_names": type_names.tolist()}
-        whole = Split(labels=labels.astype(np.int64).reshape(-1),
-                      paths=[str(self.base / p) for p in df["image_name"]],
-                      categories=categories.astype(np.int64).reshape(-1),
-                      is_query=(df["evaluation_status"] == "query").to_numpy(),
-                      is_gallery=(df["evaluation_status"] == "gallery").to_numpy(),
-                      class_names=dict(enumerate(item_names.tolist())), info=info)
+        whole = Split(
+            labels=labels.astype(np.int64).reshape(-1),
+            paths=[str(self.base / p) for p in df["image_name"]],
+            categories=categories.astype(np.int64).reshape(-1),
+            is_query=(df["evaluation_status"] == "query").to_numpy(),
+            is_gallery=(df["evaluation_status"] == "gallery").to_numpy(),
+            class_names=dict(enumerate(item_names.tolist())),
+            info=info,
+        )
         train = np.flatnonzero(df["evaluation_status"] == "train")
         test = np.flatnonzero(df["evaluation_status"] != "train")
         return {"train": whole.subset(train).with_masks(None, None), "test": whole.subset(test)}

@@ -7,6 +7,7 @@ Layout: ``<source_path>/online_products/Info_Files/Ebay_train.txt`` and ``Ebay_t
 The 12 super-classes become ``categories`` (0-based). Deviation: the original ignored its ``datapath``
 argument and read ``opt.source_path``; here the root is the one given.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -28,19 +29,24 @@ class OnlineProducts(DatasetSource):
 
     def _read(self, split: str) -> Split:
         table = self.base / "Info_Files" / f"Ebay_{split}.txt"
-        layout = (f"expected {self.base}/Info_Files/Ebay_train.txt and Ebay_test.txt "
-                  f"(columns {' '.join(COLUMNS)}) and images under {self.base}/images/")
+        layout = (
+            f"expected {self.base}/Info_Files/Ebay_train.txt and Ebay_test.txt "
+            f"(columns {' '.join(COLUMNS)}) and images under {self.base}/images/"
+        )
         if not table.is_file():
             raise DatasetError(f"dataset 'online_products': {table} not found; {layout}")
         df = pd.read_csv(table, sep=r"\s+")
         if list(df.columns) != COLUMNS:
-            raise DatasetError(f"dataset 'online_products': {table} has columns {list(df.columns)}; "
-                               f"{layout}")
+            raise DatasetError(
+                f"dataset 'online_products': {table} has columns {list(df.columns)}; {layout}"
+            )
         images = self.base / "images"
-        return Split(labels=df["class_id"].to_numpy(np.int64) - 1,
-                     paths=[str(images / p) for p in df["path"]],
-                     categories=df["super_class_id"].to_numpy(np.int64) - 1,
-                     info={"dataset": "online_products", "table": str(table)})
+        return Split(
+            labels=df["class_id"].to_numpy(np.int64) - 1,
+            paths=[str(images / p) for p in df["path"]],
+            categories=df["super_class_id"].to_numpy(np.int64) - 1,
+            info={"dataset": "online_products", "table": str(table)},
+        )
 
     def load(self) -> dict[str, Split]:
         return {"train": self._read("train"), "test": self._read("test")}

@@ -9,6 +9,7 @@ times as many classes, each as large as the original one. Only the training spli
 picture is another class's picture (6 and 9, n and u), the two labels compete; choose ``K`` with
 that in mind. Not in RevisitDML or Open Metric Learning.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -29,16 +30,22 @@ class RotationClasses(Dataset):
 
     def __init__(self, base: DMLDataset, k: int):
         if k not in ROTATIONS:
-            raise ValueError(f"--rotation_classes {k} is not allowed; choose one of: "
-                             + ", ".join(map(str, ROTATIONS)))
+            raise ValueError(
+                f"--rotation_classes {k} is not allowed; choose one of: "
+                + ", ".join(map(str, ROTATIONS))
+            )
         self.base, self.k, self.n = base, k, len(base)
         rotations = np.repeat(np.arange(k), self.n)
         self.labels = (np.tile(base.labels, k) * k + rotations).astype(np.int64)
         self.categories = None if base.categories is None else np.tile(base.categories, k)
         self.is_query = self.is_gallery = None
         self.n_classes = base.n_classes * k
-        self.info = {**base.info, "rotation_classes": k, "n_items": len(self.labels),
-                     "n_classes": self.n_classes}
+        self.info = {
+            **base.info,
+            "rotation_classes": k,
+            "n_items": len(self.labels),
+            "n_classes": self.n_classes,
+        }
 
     def __len__(self) -> int:
         return len(self.labels)

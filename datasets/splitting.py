@@ -15,6 +15,7 @@ classes left over at the end always train, which gives MLRC's counts (CUB 75/25,
 SOP 8488/2829 for K = 4). Folds are contiguous label ranges, not a seeded shuffle, so every seed and
 every loss sees the same folds.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,11 +27,15 @@ def by_classes(train: Split, perc: float) -> tuple[Split, Split]:
     classes = np.unique(train.labels)
     n_keep = int(len(classes) * perc)
     if not 0 < n_keep < len(classes):
-        raise DatasetError(f"--tv_split_perc {perc} leaves no class for train or validation "
-                           f"({len(classes)} training classes)")
+        raise DatasetError(
+            f"--tv_split_perc {perc} leaves no class for train or validation "
+            f"({len(classes)} training classes)"
+        )
     keep = np.isin(train.labels, classes[:n_keep])
-    return (train.subset(np.flatnonzero(keep), tv_split="by_classes"),
-            train.subset(np.flatnonzero(~keep), tv_split="by_classes"))
+    return (
+        train.subset(np.flatnonzero(keep), tv_split="by_classes"),
+        train.subset(np.flatnonzero(~keep), tv_split="by_classes"),
+    )
 
 
 def by_samples(train: Split, perc: float) -> tuple[Split, Split]:
@@ -40,13 +45,15 @@ def by_samples(train: Split, perc: float) -> tuple[Split, Split]:
     sizes = np.diff(np.r_[starts, len(order)])
     rank = np.arange(len(order)) - np.repeat(starts, sizes)
     keep_sorted = np.floor((rank + 1) * perc) > np.floor(rank * perc)
-    keep_sorted |= np.repeat(sizes, sizes) == 1   # a single item stays in train
+    keep_sorted |= np.repeat(sizes, sizes) == 1  # a single item stays in train
     keep = np.zeros(len(order), bool)
     keep[order] = keep_sorted
     if keep.all() or not keep.any():
         raise DatasetError(f"--tv_split_perc {perc} leaves no item for train or validation")
-    return (train.subset(np.flatnonzero(keep), tv_split="by_samples"),
-            train.subset(np.flatnonzero(~keep), tv_split="by_samples"))
+    return (
+        train.subset(np.flatnonzero(keep), tv_split="by_samples"),
+        train.subset(np.flatnonzero(~keep), tv_split="by_samples"),
+    )
 
 
 def class_folds(train: Split, n_folds: int, fold: int) -> tuple[Split, Split]:
@@ -54,12 +61,16 @@ def class_folds(train: Split, n_folds: int, fold: int) -> tuple[Split, Split]:
     classes = np.unique(train.labels)
     per_fold = len(classes) // n_folds
     if n_folds < 2 or per_fold < 1:
-        raise DatasetError(f"--cv_folds {n_folds} needs at least 2 folds and at least one class "
-                           f"per fold ({len(classes)} training classes)")
+        raise DatasetError(
+            f"--cv_folds {n_folds} needs at least 2 folds and at least one class "
+            f"per fold ({len(classes)} training classes)"
+        )
     if not 0 <= fold < n_folds:
         raise DatasetError(f"--fold {fold} is outside 0..{n_folds - 1} (--cv_folds {n_folds})")
-    held_out = classes[fold * per_fold:(fold + 1) * per_fold]
+    held_out = classes[fold * per_fold : (fold + 1) * per_fold]
     val = np.isin(train.labels, held_out)
     info = {"cv_folds": n_folds, "fold": fold}
-    return (train.subset(np.flatnonzero(~val), tv_split="class_folds", **info),
-            train.subset(np.flatnonzero(val), tv_split="class_folds", **info))
+    return (
+        train.subset(np.flatnonzero(~val), tv_split="class_folds", **info),
+        train.subset(np.flatnonzero(val), tv_split="class_folds", **info),
+    )

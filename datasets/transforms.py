@@ -13,9 +13,10 @@ averaged with the ITU-R 601 weights to grey). As in the original, ``mean``/``std
 order on the 0–1 scale — BN-Inception's 0–255 range comes from its std of 1/255 — and ``bgr_255``
 reverses the channel order after the normalisation.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torchvision.transforms import v2
@@ -53,18 +54,21 @@ class Normalise:
         self.std = torch.tensor(image_spec.std[:c], dtype=torch.float32).view(-1, 1, 1)
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
-        if self.mean.device != img.device:    # images decoded on the GPU (datasets.gpu_decode)
+        if self.mean.device != img.device:  # images decoded on the GPU (datasets.gpu_decode)
             self.mean, self.std = self.mean.to(img.device), self.std.to(img.device)
         img = (img - self.mean) / self.std
         return img.flip(0) if self.bgr_255 else img
 
 
-def build_transforms(image_spec, augmentation: str, allow_flip: bool = True,
-                     min_crop_scale: float = 0.08) -> tuple[Callable, Callable]:
+def build_transforms(
+    image_spec, augmentation: str, allow_flip: bool = True, min_crop_scale: float = 0.08
+) -> tuple[Callable, Callable]:
     """(train, eval) callables mapping uint8 (C, H, W) to normalised float (spec.channels, S, S)."""
     if augmentation not in AUGMENTATIONS:
-        raise ValueError(f"augmentation {augmentation!r} is not allowed; choose one of: "
-                         + ", ".join(AUGMENTATIONS))
+        raise ValueError(
+            f"augmentation {augmentation!r} is not allowed; choose one of: "
+            + ", ".join(AUGMENTATIONS)
+        )
     size = crop_size(image_spec, augmentation)
     resize = image_spec.resize or round(size * 256 / 224)
     if augmentation == "big" and image_spec.resize:
@@ -80,5 +84,11 @@ def build_transforms(image_spec, augmentation: str, allow_flip: bool = True,
         if image_spec.channels == 3:
             train.append(v2.RandomGrayscale(0.2))
         train.append(v2.ColorJitter(0.2, 0.2, 0.2, 0.2 if image_spec.channels == 3 else 0.0))
-    evaluation = [v2.Resize(resize, antialias=True), v2.CenterCrop(size), ToSpec(image_spec.channels)]
-    return v2.Compose(train + [Normalise(image_spec)]), v2.Compose(evaluation + [Normalise(image_spec)])
+    evaluation = [
+        v2.Resize(resize, antialias=True),
+        v2.CenterCrop(size),
+        ToSpec(image_spec.channels),
+    ]
+    return v2.Compose(train + [Normalise(image_spec)]), v2.Compose(
+        evaluation + [Normalise(image_spec)]
+    )

@@ -8,6 +8,7 @@ embeddings, so N processes train the same method as one process on the global ba
 Multi-node: ``torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint
 host0:29500 --rdzv_id run1 main.py …`` on every node (see the README).
 """
+
 from distributed.devices import DeviceError, resolve_device
 from distributed.gather import (
     GlobalBatchLoss,
@@ -27,6 +28,20 @@ from distributed.process import (
     wrap,
 )
 
-__all__ = ["DeviceError", "DistContext", "GlobalBatchLoss", "average_gradients", "backend_for",
-           "barrier", "cleanup", "gather_rows", "gather_with_grad", "global_batch_loss",
-           "resolve_device", "setup", "share_embeddings", "start", "wrap"]
+__all__ = [
+    "DeviceError",
+    "DistContext",
+    "GlobalBatchLoss",
+    "average_gradients",
+    "backend_for",
+    "barrier",
+    "cleanup",
+    "gather_rows",
+    "gather_with_grad",
+    "global_batch_loss",
+    "resolve_device",
+    "setup",
+    "share_embeddings",
+    "start",
+    "wrap",
+]

@@ -7,6 +7,7 @@ is usually a mistake (half the speed, twice the memory, and NCCL refuses it), so
 with ``--gpu_share_ranks`` (rank ``r`` then takes GPU ``r mod pool size`` and the process group
 falls back to gloo); otherwise a node with fewer GPUs than ranks stops with one line.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,13 +36,19 @@ def gpu_pool(gpu_ids: Sequence[int], visible: int, distributed: bool) -> list[in
     pool = list(gpu_ids) if (len(gpu_ids) > 1 or not distributed) else list(range(visible))
     bad = [i for i in pool if not 0 <= i < visible]
     if bad:
-        raise DeviceError(f"--gpu {' '.join(map(str, bad))}: no such GPU; {visible} visible "
-                          f"(ids 0..{visible - 1}; CUDA_VISIBLE_DEVICES renumbers them)")
+        raise DeviceError(
+            f"--gpu {' '.join(map(str, bad))}: no such GPU; {visible} visible "
+            f"(ids 0..{visible - 1}; CUDA_VISIBLE_DEVICES renumbers them)"
+        )
     return pool
 
 
-def resolve_device(choice: str, gpu_ids: Sequence[int] = (0,), share_ranks: bool = False,
-                   env: Mapping[str, str] | None = None) -> torch.device:
+def resolve_device(
+    choice: str,
+    gpu_ids: Sequence[int] = (0,),
+    share_ranks: bool = False,
+    env: Mapping[str, str] | None = None,
+) -> torch.device:
     """The device of this process for ``--device`` ``choice`` (auto, cpu, cuda)."""
     if choice not in ("auto", "cpu", "cuda"):
         raise DeviceError(f"--device {choice!r} is not allowed; choose auto, cpu or cuda")
@@ -58,12 +65,14 @@ def resolve_device(choice: str, gpu_ids: Sequence[int] = (0,), share_ranks: bool
         raise DeviceError(
             f"torchrun started {local_world} processes on this node but only {len(pool)} GPU(s) "
             f"are available to them; use --nproc_per_node {len(pool)}, or --gpu_share_ranks to put "
-            "several ranks on one GPU, or --device cpu")
+            "several ranks on one GPU, or --device cpu"
+        )
     return torch.device("cuda", pool[local % len(pool)])
 
 
-def shares_gpu(device: torch.device, gpu_ids: Sequence[int] = (0,),
-               env: Mapping[str, str] | None = None) -> bool:
+def shares_gpu(
+    device: torch.device, gpu_ids: Sequence[int] = (0,), env: Mapping[str, str] | None = None
+) -> bool:
     """Whether several ranks of this node run on one GPU (then NCCL cannot be used)."""
     if device.type != "cuda":
         return False

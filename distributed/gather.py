@@ -19,6 +19,7 @@ handles ranks with different row counts and runs on gloo with CUDA tensors.
 Embedding-store samplers keep one row per training image; :func:`share_embeddings` makes each step's
 update carry the rows of every rank, so every rank's store, and hence its batches, agree.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -40,14 +41,14 @@ def _counts(n: int, ctx: DistContext, device: torch.device) -> list[int]:
 
 def _gather(x: torch.Tensor, ctx: DistContext) -> tuple[torch.Tensor, int]:
     """(rows of every rank concatenated in rank order, offset of this rank's rows)."""
-    if dist.get_backend() == "nccl" and not x.is_cuda:   # NCCL moves CUDA tensors only
+    if dist.get_backend() == "nccl" and not x.is_cuda:  # NCCL moves CUDA tensors only
         out, offset = _gather(x.cuda(), ctx)
         return out.to(x.device), offset
     counts = _counts(len(x), ctx, x.device)
-    offset = sum(counts[:ctx.rank])
+    offset = sum(counts[: ctx.rank])
     # zeros elsewhere make the sum an exact copy (x + 0 == x in floating point)
     out = x.new_zeros((sum(counts), *x.shape[1:]))
-    out[offset:offset + len(x)] = x
+    out[offset : offset + len(x)] = x
     dist.all_reduce(out)
     return out, offset
 
@@ -64,7 +65,7 @@ class _GatherWithGrad(torch.autograd.Function):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
         offset, n = fctx.span
-        return grad[offset:offset + n], None
+        return grad[offset : offset + n], None
 
 
 def gather_with_grad(x: torch.Tensor, ctx: DistContext) -> torch.Tensor:

@@ -7,6 +7,7 @@ explicit all-reduce. Rank 0 evaluates, logs and checkpoints; the others wait at 
 ``torchrun`` (no ``WORLD_SIZE`` in the environment) everything degrades to one process.
 NCCL is used when every rank has a GPU of its own, gloo otherwise (CPU, or ranks sharing a GPU).
 """
+
 from __future__ import annotations
 
 import os
@@ -49,8 +50,9 @@ def setup(device: torch.device, shared_gpu: bool = False) -> DistContext:
     return DistContext(int(os.environ["RANK"]), world, local)
 
 
-def start(choice: str, gpu_ids: Sequence[int] = (0,),
-          share_ranks: bool = False) -> tuple[DistContext, torch.device]:
+def start(
+    choice: str, gpu_ids: Sequence[int] = (0,), share_ranks: bool = False
+) -> tuple[DistContext, torch.device]:
     """The device of this process (``resolve_device``) and its process group, in that order, so a
     node with too few GPUs stops before any rank waits for another."""
     device = resolve_device(choice, gpu_ids, share_ranks)

@@ -23,6 +23,7 @@ below, and a hand-computed test. Adding a kind: one file with a direct subclass 
 metrics, per-category entries included), plus its metrics. ``--evaluation_metrics`` accepts every
 registered name with no further change.
 """
+
 from __future__ import annotations
 
 from . import (  # noqa: F401  (each module registers its kind or metrics)

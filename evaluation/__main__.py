@@ -5,6 +5,7 @@ Open Metric Learning (see ``evaluation/__init__.py``). Prints a table; ``--json`
 metric → value (arrays as lists). Bad input (non-finite embeddings included) gives a one-line
 error on stderr and exit code 2.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,14 +29,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--is_query", help="(N,) bool .npy")
     p.add_argument("--is_gallery", help="(N,) bool .npy")
     p.add_argument("--categories", help="(N,) .npy, adds per-category entries")
-    p.add_argument("--ignore_ids", help="(N,) .npy, gallery items sharing the query's id are skipped")
+    p.add_argument(
+        "--ignore_ids", help="(N,) .npy, gallery items sharing the query's id are skipped"
+    )
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--backend", choices=("torch", "faiss"), default="torch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--n_clusters", type=int)
-    p.add_argument("--kmeans", choices=("auto", "faiss", "torch"), default="auto",
-                   help="k-means for nmi/ami/f1: auto = faiss on the CPU; on a GPU faiss-gpu when "
-                        "importable, else torch")
+    p.add_argument(
+        "--kmeans",
+        choices=("auto", "faiss", "torch"),
+        default="auto",
+        help="k-means for nmi/ami/f1: auto = faiss on the CPU; on a GPU faiss-gpu when "
+        "importable, else torch",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write metric → value here")
     return p
@@ -57,23 +64,37 @@ def main(argv: list[str] | None = None) -> int:
         embeds = _load(args.embeddings, "--embeddings")
         if embeds.ndim == 2 and embeds.dtype.kind == "f":
             check_finite(torch.from_numpy(embeds), f"--embeddings {args.embeddings}")
-        res = evaluate(embeds, _load(args.labels, "--labels"), args.metrics,
-                       is_query=_load(args.is_query, "--is_query"), is_gallery=_load(args.is_gallery, "--is_gallery"),
-                       categories=_load(args.categories, "--categories"),
-                       ignore_ids=_load(args.ignore_ids, "--ignore_ids"), backend=args.backend,
-                       device=args.device, n_clusters=args.n_clusters, seed=args.seed,
-                       kmeans=args.kmeans)
+        res = evaluate(
+            embeds,
+            _load(args.labels, "--labels"),
+            args.metrics,
+            is_query=_load(args.is_query, "--is_query"),
+            is_gallery=_load(args.is_gallery, "--is_gallery"),
+            categories=_load(args.categories, "--categories"),
+            ignore_ids=_load(args.ignore_ids, "--ignore_ids"),
+            backend=args.backend,
+            device=args.device,
+            n_clusters=args.n_clusters,
+            seed=args.seed,
+            kmeans=args.kmeans,
+        )
     except (RegistryError, ValueError, TypeError, IndexError) as e:
         print(f"error: {str(e).splitlines()[0] if str(e) else type(e).__name__}", file=sys.stderr)
         return 2
     width = max(map(len, res))
     for k, v in res.items():
-        shown = np.array2string(np.asarray(v), precision=4, threshold=8) if np.ndim(v) else f"{v:.4f}"
+        shown = (
+            np.array2string(np.asarray(v), precision=4, threshold=8) if np.ndim(v) else f"{v:.4f}"
+        )
         print(f"{k:<{width}}  {shown}")
     if args.json:
         tmp = args.json + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()}, f, indent=1)
+            json.dump(
+                {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in res.items()},
+                f,
+                indent=1,
+            )
         os.replace(tmp, args.json)
     return 0
 

@@ -17,6 +17,7 @@ Deviations from the original harness (Roth et al., ICML 2020):
 The k-means runs over the queries (all samples unless ``is_query`` is given), as in pytorch-metric-
 learning.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -50,8 +51,9 @@ class ClusteringMetric(Metric):
                     continue
                 if (m.cosine, c) not in assignments:
                     k = ctx.n_clusters or len(np.unique(ctx.labels[sel]))
-                    assignments[m.cosine, c] = kmeans_assign(ctx.rows(sel, m.cosine), k, m.cosine,
-                                                             ctx.seed, ctx.kmeans)
+                    assignments[m.cosine, c] = kmeans_assign(
+                        ctx.rows(sel, m.cosine), k, m.cosine, ctx.seed, ctx.kmeans
+                    )
                 out[key(m.name, c)] = m.score(ctx.labels[sel], assignments[m.cosine, c])
         return out
 

@@ -9,6 +9,7 @@ is computed here once, on first use.
 Deviation from every anchor: non-finite embeddings are refused with one line (the original harness
 ranked NaN rows arbitrarily; faiss k-means failed on them with a traceback).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,21 +37,28 @@ def check_finite(x: torch.Tensor, what: str = "embeds") -> None:
     bad = ~torch.isfinite(x).all(1)
     if bool(bad.any()):
         rows = torch.nonzero(bad).squeeze(1)
-        raise ValueError(f"{what}: {len(rows)} of {len(x)} rows hold NaN or inf (first: row "
-                         f"{int(rows[0])}); evaluation needs finite embeddings (a diverged model?)")
+        raise ValueError(
+            f"{what}: {len(rows)} of {len(x)} rows hold NaN or inf (first: row "
+            f"{int(rows[0])}); evaluation needs finite embeddings (a diverged model?)"
+        )
 
 
-def n_relevant(q_lab: np.ndarray, g_lab: np.ndarray, q_self: np.ndarray,
-               q_ign: np.ndarray | None, g_ign: np.ndarray | None) -> np.ndarray:
+def n_relevant(
+    q_lab: np.ndarray,
+    g_lab: np.ndarray,
+    q_self: np.ndarray,
+    q_ign: np.ndarray | None,
+    g_ign: np.ndarray | None,
+) -> np.ndarray:
     """(nq,) relevant gallery items per query: same label, not itself, not sharing its ignore id."""
     keys, inv = np.unique(np.concatenate([q_lab, g_lab]), return_inverse=True)
-    cnt = np.bincount(inv[len(q_lab):], minlength=len(keys))
+    cnt = np.bincount(inv[len(q_lab) :], minlength=len(keys))
     if q_ign is None:
         return cnt[inv[: len(q_lab)]] - q_self
     pairs = np.stack([np.concatenate([q_lab, g_lab]), np.concatenate([q_ign, g_ign])], 1)
     _, pinv = np.unique(pairs, axis=0, return_inverse=True)
     pinv = pinv.ravel()
-    pcnt = np.bincount(pinv[len(q_lab):], minlength=int(pinv.max()) + 1)
+    pcnt = np.bincount(pinv[len(q_lab) :], minlength=int(pinv.max()) + 1)
     return cnt[inv[: len(q_lab)]] - pcnt[pinv[: len(q_lab)]]
 
 
@@ -81,10 +89,21 @@ class Context:
     _spaces: dict = field(default_factory=dict, repr=False)
 
     @classmethod
-    def build(cls, embeds: ArrayLike, labels: ArrayLike, *, is_query: ArrayLike | None = None,
-              is_gallery: ArrayLike | None = None, categories: ArrayLike | None = None,
-              ignore_ids: ArrayLike | None = None, backend: str = "torch", device: str = "cpu",
-              n_clusters: int | None = None, seed: int = 0, kmeans: str = "auto") -> Context:
+    def build(
+        cls,
+        embeds: ArrayLike,
+        labels: ArrayLike,
+        *,
+        is_query: ArrayLike | None = None,
+        is_gallery: ArrayLike | None = None,
+        categories: ArrayLike | None = None,
+        ignore_ids: ArrayLike | None = None,
+        backend: str = "torch",
+        device: str = "cpu",
+        n_clusters: int | None = None,
+        seed: int = 0,
+        kmeans: str = "auto",
+    ) -> Context:
         """Check every input (one-line ValueError on the first problem) and build the context."""
         if backend not in ("torch", "faiss"):
             raise ValueError(f"backend must be 'torch' or 'faiss', got {backend!r}")
@@ -110,8 +129,11 @@ class Context:
         lab = _array(labels, "labels", n, np.int64)
         isq = np.ones(n, bool) if is_query is None else _array(is_query, "is_query", n, bool)
         isg = np.ones(n, bool) if is_gallery is None else _array(is_gallery, "is_gallery", n, bool)
-        ign = None if ignore_ids is None else np.unique(
-            _array(ignore_ids, "ignore_ids", n), return_inverse=True)[1].ravel()
+        ign = (
+            None
+            if ignore_ids is None
+            else np.unique(_array(ignore_ids, "ignore_ids", n), return_inverse=True)[1].ravel()
+        )
         cats = None if categories is None else _array(categories, "categories", n)
         return cls(x, lab, isq, isg, ign, cats, backend, device, n_clusters, seed, kmeans)
 
@@ -128,8 +150,12 @@ class Context:
     def side(self, idx: np.ndarray, cosine: bool) -> knn.Side:
         """The samples ``idx`` as one side of a neighbour search."""
         t = lambda a: torch.as_tensor(a, device=self.device)
-        return knn.Side(self.rows(idx, cosine), t(idx), t(self.labels[idx]),
-                        None if self.ignore is None else t(self.ignore[idx]))
+        return knn.Side(
+            self.rows(idx, cosine),
+            t(idx),
+            t(self.labels[idx]),
+            None if self.ignore is None else t(self.ignore[idx]),
+        )
 
     @cached_property
     def q_idx(self) -> np.ndarray:
@@ -143,10 +169,13 @@ class Context:
     def n_pos(self) -> np.ndarray:
         """(nq,) relevant gallery items of each query in ``q_idx`` (shared by every kind)."""
         ign = self.ignore
-        return n_relevant(self.labels[self.q_idx], self.labels[self.g_idx],
-                          self.is_gallery[self.q_idx].astype(np.int64),
-                          None if ign is None else ign[self.q_idx],
-                          None if ign is None else ign[self.g_idx])
+        return n_relevant(
+            self.labels[self.q_idx],
+            self.labels[self.g_idx],
+            self.is_gallery[self.q_idx].astype(np.int64),
+            None if ign is None else ign[self.q_idx],
+            None if ign is None else ign[self.g_idx],
+        )
 
     @cached_property
     def groups(self) -> list[tuple[Any, np.ndarray]]:
@@ -154,4 +183,5 @@ class Context:
         n = len(self.labels)
         cats = self.categories
         return [(None, np.ones(n, bool))] + (
-            [] if cats is None else [(c, cats == c) for c in np.unique(cats)])
+            [] if cats is None else [(c, cats == c) for c in np.unique(cats)]
+        )

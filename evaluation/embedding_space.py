@@ -17,6 +17,7 @@ Learning", ICML 2020. ``pcf@r`` is the principal-component fraction of Open Metr
 - pcf@r: eigenvalues of the covariance of the centred embeddings (float64); the smallest number n of
   leading components whose explained-variance share reaches r (≥ r), divided by D.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -57,15 +58,20 @@ class Dists(SpaceMetric):
         _, inv = np.unique(labels, return_inverse=True)
         inv_t = torch.as_tensor(inv, device=x.device)
         n_c = torch.bincount(inv_t).double()
-        sums = torch.zeros(len(n_c), x.shape[1], dtype=torch.float64, device=x.device).index_add_(0, inv_t, xn)
+        sums = torch.zeros(len(n_c), x.shape[1], dtype=torch.float64, device=x.device).index_add_(
+            0, inv_t, xn
+        )
         many = n_c > 1
         # Σ_{i≠j} cos = |Σ x̂|² − n for unit vectors
         mean_cos = ((sums[many] ** 2).sum(1) - n_c[many]) / (n_c[many] * (n_c[many] - 1))
         intra = float((1 - mean_cos).mean()) if many.any() else float("nan")
         means = torch.nn.functional.normalize(
-            torch.zeros_like(sums).index_add_(0, inv_t, x.double()) / n_c[:, None], dim=1)
+            torch.zeros_like(sums).index_add_(0, inv_t, x.double()) / n_c[:, None], dim=1
+        )
         c = len(means)
-        inter = float(1 - ((means.sum(0) ** 2).sum() - c) / (c * (c - 1))) if c > 1 else float("nan")
+        inter = (
+            float(1 - ((means.sum(0) ** 2).sum() - c) / (c * (c - 1))) if c > 1 else float("nan")
+        )
         ratio = intra / inter if inter > 0 else float("nan")
         return {"intra": intra, "inter": inter, "intra_over_inter": ratio}[self.value]
 
@@ -80,13 +86,15 @@ class RhoSpectrum(SpaceMetric):
         s = torch.linalg.svdvals(x.double()).cpu().numpy()
         if self.value == 0:
             return s / s.sum()
-        s = s[abs(self.value) - 1:]
+        s = s[abs(self.value) - 1 :]
         s = s / s.sum()
         u = np.full_like(s, 1.0 / len(s))
         with np.errstate(divide="ignore"):
             if self.value > 0:
                 return float(np.sum(u * (np.log(u) - np.log(s))))
-            return float(np.sum(np.where(s > 0, s * (np.log(np.where(s > 0, s, 1)) - np.log(u)), 0.0)))
+            return float(
+                np.sum(np.where(s > 0, s * (np.log(np.where(s > 0, s, 1)) - np.log(u)), 0.0))
+            )
 
 
 @METRICS.register("pcf")

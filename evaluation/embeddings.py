@@ -6,6 +6,7 @@ the result is ordered by dataset index (the original relied on an unshuffled loa
 from ``inp[1]``); embeddings stay torch tensors (float32, CPU) instead of stacked numpy lists; the
 model's train/eval mode is restored afterwards.
 """
+
 from __future__ import annotations
 
 import torch
@@ -13,8 +14,9 @@ from tqdm import tqdm
 
 
 @torch.no_grad()
-def compute_embeddings(model: torch.nn.Module, loader, device, amp: bool = False,
-                       layer: str = "head") -> tuple[torch.Tensor, torch.Tensor]:
+def compute_embeddings(
+    model: torch.nn.Module, loader, device, amp: bool = False, layer: str = "head"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Returns embeds: (N, D) float32 and labels: (N,) int64 on the CPU, sorted by dataset index.
 
     ``layer`` other than ``head`` asks the model's ``represent`` for that layer's output (e.g.

@@ -10,6 +10,7 @@ embeddings directly, ``embedding_space.py``) and ``pairs`` (every query-gallery 
 ``pairs.py``). The inputs are checked once and shared through ``context.Context``; see there for
 query/gallery masks, ignore ids and categories, and each kind's module for its averaging rules.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,11 +21,21 @@ from .context import ArrayLike, Context
 from .names import KINDS, Metric, parse_name
 
 
-def evaluate(embeds: ArrayLike, labels: ArrayLike, metrics: list[str], *,
-             is_query: ArrayLike | None = None, is_gallery: ArrayLike | None = None,
-             categories: ArrayLike | None = None, ignore_ids: ArrayLike | None = None,
-             backend: str = "torch", device: str = "cpu", n_clusters: int | None = None,
-             seed: int = 0, kmeans: str = "auto") -> dict[str, float | np.ndarray]:
+def evaluate(
+    embeds: ArrayLike,
+    labels: ArrayLike,
+    metrics: list[str],
+    *,
+    is_query: ArrayLike | None = None,
+    is_gallery: ArrayLike | None = None,
+    categories: ArrayLike | None = None,
+    ignore_ids: ArrayLike | None = None,
+    backend: str = "torch",
+    device: str = "cpu",
+    n_clusters: int | None = None,
+    seed: int = 0,
+    kmeans: str = "auto",
+) -> dict[str, float | np.ndarray]:
     """Compute ``metrics`` (``e_recall@1``, ``c_mAP_c``...) for embeds: (N, D), labels: (N,).
 
     Args:
@@ -40,9 +51,19 @@ def evaluate(embeds: ArrayLike, labels: ArrayLike, metrics: list[str], *,
     one-line ValueError (non-finite embeddings included) or RegistryError (an unknown name).
     """
     parsed = [parse_name(m) for m in metrics]
-    ctx = Context.build(embeds, labels, is_query=is_query, is_gallery=is_gallery,
-                        categories=categories, ignore_ids=ignore_ids, backend=backend,
-                        device=device, n_clusters=n_clusters, seed=seed, kmeans=kmeans)
+    ctx = Context.build(
+        embeds,
+        labels,
+        is_query=is_query,
+        is_gallery=is_gallery,
+        categories=categories,
+        ignore_ids=ignore_ids,
+        backend=backend,
+        device=device,
+        n_clusters=n_clusters,
+        seed=seed,
+        kmeans=kmeans,
+    )
     by_kind: dict[str, list[Metric]] = {}
     for p in parsed:
         m = p.build()

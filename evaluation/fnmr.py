@@ -13,6 +13,7 @@ histogram of the negative ones; sweep 2 collects the negatives in the bins holdi
 statistics (plus one bin either side, so bin-edge rounding cannot lose them) and counts those below,
 then sorts only those.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -67,8 +68,10 @@ class FNMR(PairMetric):
     def finish(self, st: _Order | None, s: PairScores) -> float:
         if st is None:
             return float("nan")
-        order = {m: float(torch.sort(torch.cat(st.inside[j]))[0][m - int(st.below[j])])
-                 for j, m in enumerate(st.wanted)}
+        order = {
+            m: float(torch.sort(torch.cat(st.inside[j]))[0][m - int(st.below[j])])
+            for j, m in enumerate(st.wanted)
+        }
         p = self.value * (s.n_neg - 1)
         lo = int(np.floor(p))
         up = min(lo + 1, s.n_neg - 1)

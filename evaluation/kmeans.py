@@ -13,6 +13,7 @@ empty cluster keeps its previous centroid (faiss splits a large cluster instead)
 come from a CPU generator, so the seed picks the same initial centroids on every device.
 Spherical (cosine) k-means normalises the centroids after each update and assigns by inner product.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,13 +34,15 @@ def resolve(method: str, device: torch.device) -> str:
         return "faiss"
     try:
         import faiss
+
         return "faiss" if faiss.get_num_gpus() > 0 else "torch"
     except ImportError:
         return "torch"
 
 
-def kmeans_assign(x: torch.Tensor, n_clusters: int, cosine: bool, seed: int = 0,
-                  method: str = "auto") -> np.ndarray:
+def kmeans_assign(
+    x: torch.Tensor, n_clusters: int, cosine: bool, seed: int = 0, method: str = "auto"
+) -> np.ndarray:
     """x: (N, D) → (N,) cluster ids; ``method``: "auto", "faiss" or "torch"."""
     k = max(1, min(int(n_clusters), len(x)))
     if resolve(method, x.device) == "torch":
@@ -49,10 +52,19 @@ def kmeans_assign(x: torch.Tensor, n_clusters: int, cosine: bool, seed: int = 0,
 
 def faiss_kmeans(x: torch.Tensor, k: int, cosine: bool, seed: int) -> np.ndarray:
     import faiss
+
     xs = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-    km = faiss.Kmeans(xs.shape[1], k, niter=NITER, seed=seed, spherical=cosine,
-                      min_points_per_centroid=1, max_points_per_centroid=max(256, len(xs)),
-                      gpu=x.device.type == "cuda" and faiss.get_num_gpus() > 0, verbose=False)
+    km = faiss.Kmeans(
+        xs.shape[1],
+        k,
+        niter=NITER,
+        seed=seed,
+        spherical=cosine,
+        min_points_per_centroid=1,
+        max_points_per_centroid=max(256, len(xs)),
+        gpu=x.device.type == "cuda" and faiss.get_num_gpus() > 0,
+        verbose=False,
+    )
     km.train(xs)
     if cosine:
         return km.centroids.__matmul__(xs.T).argmax(0)
@@ -65,7 +77,7 @@ def _nearest(x: torch.Tensor, c: torch.Tensor, cosine: bool) -> tuple[torch.Tens
     c_sq = None if cosine else (c * c).sum(1)
     ids, dist = [], []
     for s in range(0, len(x), chunk):
-        q = x[s:s + chunk]
+        q = x[s : s + chunk]
         if cosine:
             best = (q @ c.T).max(1)
             ids.append(best.indices)
@@ -104,8 +116,9 @@ def _plus_plus(x: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
     return picks
 
 
-def torch_kmeans(x: torch.Tensor, k: int, cosine: bool, seed: int = 0,
-                 niter: int = NITER) -> tuple[torch.Tensor, torch.Tensor]:
+def torch_kmeans(
+    x: torch.Tensor, k: int, cosine: bool, seed: int = 0, niter: int = NITER
+) -> tuple[torch.Tensor, torch.Tensor]:
     """x: (N, D) (L2-normalised when ``cosine``) → ((N,) cluster ids, (k, D) centroids)."""
     x = x.detach().float()
     gen = torch.Generator().manual_seed(seed)

@@ -13,13 +13,14 @@ ICML 2020), which searched a faiss index with k = max recall + 1 and dropped the
 query": self-exclusion is by index and no top-k search is needed (ranks come from ``ranks.py``); on
 CUDA the torch kernels run for both backends.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
 
-CHUNK_ELEMENTS = 1 << 23      # distance entries per chunk (32 MB in float32); tests shrink it
+CHUNK_ELEMENTS = 1 << 23  # distance entries per chunk (32 MB in float32); tests shrink it
 
 
 @dataclass
@@ -32,11 +33,22 @@ class Side:
     ignore: torch.Tensor | None
 
     def rows(self, sl) -> Side:
-        return Side(self.x[sl], self.ids[sl], self.labels[sl], None if self.ignore is None else self.ignore[sl])
+        return Side(
+            self.x[sl],
+            self.ids[sl],
+            self.labels[sl],
+            None if self.ignore is None else self.ignore[sl],
+        )
 
 
-def block(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor | None, use_faiss: bool,
-          full: bool = False, out: torch.Tensor | None = None) -> torch.Tensor:
+def block(
+    q: torch.Tensor,
+    g: torch.Tensor,
+    g_sq: torch.Tensor | None,
+    use_faiss: bool,
+    full: bool = False,
+    out: torch.Tensor | None = None,
+) -> torch.Tensor:
     """(c, n_g) distances, smaller is closer. g_sq is None for the cosine (inner product) case.
 
     Euclidean: ``|g|² − 2 q·g``, plus ``|q|²`` only when ``full`` (a per-row constant: the ranking does
@@ -44,6 +56,7 @@ def block(q: torch.Tensor, g: torch.Tensor, g_sq: torch.Tensor | None, use_faiss
     """
     if use_faiss and q.device.type == "cpu":
         import faiss
+
         metric = faiss.METRIC_L2 if g_sq is not None else faiss.METRIC_INNER_PRODUCT
         d = torch.from_numpy(faiss.pairwise_distances(q.numpy(), g.numpy(), metric=metric))
         return d if g_sq is not None else d.neg_()
@@ -67,7 +80,9 @@ def blocks(qs: Side, gs: Side, cosine: bool, backend: str, full: bool = False):
     The distance block is a view of a buffer reused by the next chunk: consume it before advancing.
     """
     g_sq = None if cosine else (gs.x * gs.x).sum(1)
-    lookup = torch.full((int(max(qs.ids.max(), gs.ids.max())) + 1,), -1, dtype=torch.long, device=gs.x.device)
+    lookup = torch.full(
+        (int(max(qs.ids.max(), gs.ids.max())) + 1,), -1, dtype=torch.long, device=gs.x.device
+    )
     lookup[gs.ids] = torch.arange(len(gs.x), device=gs.x.device)
     chunk = max(1, CHUNK_ELEMENTS // max(len(gs.x), 1))
     # one buffer for every chunk: a fresh 32 MB block per chunk costs page faults comparable to the product
@@ -77,5 +92,3 @@ def blocks(qs: Side, gs: Side, cosine: bool, backend: str, full: bool = False):
         d = block(q.x, gs.x, g_sq, backend == "faiss", full, out=buf[: len(q.x)])
         exclude(d, q, gs, lookup[q.ids])
         yield s, q, d
-
-

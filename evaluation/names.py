@@ -11,6 +11,7 @@ add Musgrave et al., "A Metric Learning Reality Check", ECCV 2020 (``precision_a
 names are parsed from a fixed table, never by substring tests, so a misspelt name fails at parse
 time with the list of valid spellings.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ class Metric:
     spelling: str = ""
     kind: str = ""
     arg: Any = None
-    name: str = ""       # the name as requested (``c_recall@4``), set by ``ParsedName.build``
+    name: str = ""  # the name as requested (``c_recall@4``), set by ``ParsedName.build``
     context_params = ("value", "cosine")
 
     def __init__(self, value: Any, cosine: bool):
@@ -49,8 +50,10 @@ class Metric:
         super().__init_subclass__(**kw)
         if "kind" in cls.__dict__:
             if cls.kind in KINDS and KINDS[cls.kind] is not cls:
-                raise TypeError(f"metric kind {cls.kind!r} is defined twice: "
-                                f"{KINDS[cls.kind].__qualname__} and {cls.__qualname__}")
+                raise TypeError(
+                    f"metric kind {cls.kind!r} is defined twice: "
+                    f"{KINDS[cls.kind].__qualname__} and {cls.__qualname__}"
+                )
             KINDS[cls.kind] = cls
 
     @classmethod
@@ -65,9 +68,9 @@ KINDS: dict[str, type[Metric]] = {}
 
 @dataclass(frozen=True)
 class ParsedName:
-    name: str        # exactly as given
-    family: str      # registry name
-    value: Any       # parsed @arg or None
+    name: str  # exactly as given
+    family: str  # registry name
+    value: Any  # parsed @arg or None
     cosine: bool
 
     def build(self) -> Metric:

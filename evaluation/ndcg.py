@@ -9,6 +9,7 @@ with R ≥ 1, like every retrieval metric (``retrieval.py``). Equal distances ar
 index, as in every retrieval metric here; scikit-learn's ``ndcg_score`` instead averages the gain
 over a tied group (they agree whenever there are no ties).
 """
+
 from __future__ import annotations
 
 import torch

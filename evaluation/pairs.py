@@ -15,6 +15,7 @@ product over the pairs and holds one block. The positives of a block are gathere
 columns (the gallery sorted by label) and then set to +inf, like the excluded pairs, so the block
 itself is the negatives: no mask over the block and no copy of it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -43,8 +44,9 @@ class PairScores:
     hi: float
 
 
-def pair_blocks(qs: knn.Side, gs: knn.Side, cosine: bool,
-                backend: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def pair_blocks(
+    qs: knn.Side, gs: knn.Side, cosine: bool, backend: str
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Yield, block by block, ((p,) positive distances, (c, n_g) block of distances where every
     pair but the negatives is +inf). The block is a reused buffer: consume it before advancing."""
     by_label = ByLabel(gs)
@@ -84,15 +86,21 @@ class PairMetric(Metric):
             mine = [m for m in metrics if m.cosine == cosine]
             for c, mask in ctx.groups:
                 qv = ctx.q_idx[(ctx.n_pos > 0) & mask[ctx.q_idx]]
-                res = _pair_metrics(ctx.side(qv, cosine), ctx.side(ctx.g_idx, cosine), mine,
-                                    cosine, ctx.backend) if len(qv) else {}
+                res = (
+                    _pair_metrics(
+                        ctx.side(qv, cosine), ctx.side(ctx.g_idx, cosine), mine, cosine, ctx.backend
+                    )
+                    if len(qv)
+                    else {}
+                )
                 for m in mine:
                     out[key(m.name, c)] = res.get(m.name, float("nan"))
         return out
 
 
-def _pair_metrics(qs: knn.Side, gs: knn.Side, metrics: list[PairMetric], cosine: bool,
-                  backend: str) -> dict[str, float]:
+def _pair_metrics(
+    qs: knn.Side, gs: knn.Side, metrics: list[PairMetric], cosine: bool, backend: str
+) -> dict[str, float]:
     hist, hi = None, 0.0
     if any(m.uses_histogram for m in metrics):
         top = max(float(qs.x.norm(dim=1).max()), float(gs.x.norm(dim=1).max()), 1e-6)

@@ -21,6 +21,7 @@ Exact without holding the pairs: sweep 1 of the shared pass keeps the sorted pos
 (``searchsorted``, on the device) and counts per slot, so FP(d_j) is a cumulative sum. Memory: the
 positives and one distance block.
 """
+
 from __future__ import annotations
 
 import torch
@@ -43,8 +44,9 @@ class PRAUC(PairMetric):
         # slot = number of positives strictly closer; a negative is at distance ≤ d_j iff slot ≤ j
         pos, counts = state
         # +inf (the pairs that are not negatives) lands in slot P, which is never read
-        counts += torch.bincount(torch.searchsorted(pos, neg.reshape(-1)).reshape(-1),
-                                 minlength=len(counts))
+        counts += torch.bincount(
+            torch.searchsorted(pos, neg.reshape(-1)).reshape(-1), minlength=len(counts)
+        )
 
     def finish(self, state: tuple[torch.Tensor, torch.Tensor] | None, s: PairScores) -> float:
         if state is None:

@@ -16,6 +16,7 @@ lets rows with thousands of items keep only those up to their limit-th nearest (
 ``kthvalue``), cut on the dense mask before the items are listed. Counting with two
 ``searchsorted`` passes per row instead was tried and measured 5× slower on the CPU.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,13 +62,14 @@ class ByLabel:
 
 def _sort_key(vals: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """int64 keys ordering by (row, value): the float32 bits mapped to an order-preserving integer."""
-    bits = (vals + 0.0).view(torch.int32).long()           # + 0.0 turns -0.0 into +0.0
+    bits = (vals + 0.0).view(torch.int32).long()  # + 0.0 turns -0.0 into +0.0
     bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31)
     return (rows << 32) | bits
 
 
-def _ranks_of_positives(d: torch.Tensor, r: torch.Tensor, c: torch.Tensor, pos: torch.Tensor,
-                        width: int) -> torch.Tensor:
+def _ranks_of_positives(
+    d: torch.Tensor, r: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, width: int
+) -> torch.Tensor:
     """(rows, width) ranks of the positives, from the items (r, c) up to each row's farthest positive.
 
     d: (rows, n_g); r, c, pos: (M,) row, column and relevance of each item, in row-major order.
@@ -79,7 +81,7 @@ def _ranks_of_positives(d: torch.Tensor, r: torch.Tensor, c: torch.Tensor, pos: 
     start = torch.searchsorted(r, torch.arange(len(d), device=d.device))
     rank = torch.arange(len(r), device=d.device) - start[r]
     cs = torch.cumsum(pos, 0)
-    j = cs - (cs - pos.long())[start[r]] - 1          # index of each positive within its row
+    j = cs - (cs - pos.long())[start[r]] - 1  # index of each positive within its row
     out = torch.full((len(d), width), d.shape[1], dtype=torch.long, device=d.device)
     keep = pos & (j < width)  # ties at a limit threshold can admit more positives than needed
     out[r[keep], j[keep]] = rank[keep]
@@ -111,7 +113,9 @@ def _at_most(d: torch.Tensor, tau: torch.Tensor, mask: torch.Tensor) -> torch.Te
     return torch.le(d, tau[:, None], out=mask)
 
 
-def _cap_rows(d: torch.Tensor, tau: torch.Tensor, mask: torch.Tensor, cap_from: int, limit: int) -> None:
+def _cap_rows(
+    d: torch.Tensor, tau: torch.Tensor, mask: torch.Tensor, cap_from: int, limit: int
+) -> None:
     """In rows of ``mask`` (d <= tau) with more than ``cap_from`` items, keep only the items up to
     the row's limit-th nearest (ties with it kept): one batched ``kthvalue`` over those rows.
 
@@ -146,8 +150,9 @@ def _first_positive(d: torch.Tensor, pc: torch.Tensor, mask: torch.Tensor) -> to
     return torch.bincount(r[before], minlength=len(d))
 
 
-def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
-                   limit: int | None = None):
+def positive_ranks(
+    qs: Side, gs: Side, cosine: bool, backend: str = "torch", limit: int | None = None
+):
     """Yield, chunk by chunk, ``(offset, first (c,), ranks (c, M))``: int64 tensors on the
     embeddings' device (the ranking never leaves it).
 
@@ -163,11 +168,18 @@ def positive_ranks(qs: Side, gs: Side, cosine: bool, backend: str = "torch",
     width = max_pos if limit is None else min(max_pos, limit)
     mask = None
     for s, q, d in blocks(qs, gs, cosine, backend):
-        mask = torch.empty(d.shape, dtype=torch.bool, device=d.device) if mask is None else mask[: len(d)]
+        mask = (
+            torch.empty(d.shape, dtype=torch.bool, device=d.device)
+            if mask is None
+            else mask[: len(d)]
+        )
         pc = by_label.positive_columns(q, max_pos)
         if width == 0:
-            yield s, _first_positive(d, pc, mask), torch.zeros((len(d), 0), dtype=torch.long,
-                                                               device=d.device)
+            yield (
+                s,
+                _first_positive(d, pc, mask),
+                torch.zeros((len(d), 0), dtype=torch.long, device=d.device),
+            )
             continue
         tau = torch.where(pc >= 0, d.gather(1, pc.clamp(min=0)), -float("inf")).amax(1)
         _at_most(d, tau, mask)

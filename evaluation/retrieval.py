@@ -8,6 +8,7 @@ without any relevant gallery item are left out of every average and counted in
 them as misses, Open Metric Learning as hits). Per-category entries average the same per-query
 values over the queries of each category.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -76,12 +77,17 @@ class RetrievalMetric(Metric):
         for cosine in sorted({m.cosine for m in metrics}):
             mine = [m for m in metrics if m.cosine == cosine]
             limit = _rank_limit(mine, n_pos)
-            chunks = positive_ranks(ctx.side(qv, cosine), ctx.side(ctx.g_idx, cosine), cosine,
-                                    ctx.backend, limit) if len(qv) else []
+            chunks = (
+                positive_ranks(
+                    ctx.side(qv, cosine), ctx.side(ctx.g_idx, cosine), cosine, ctx.backend, limit
+                )
+                if len(qv)
+                else []
+            )
             n_pos_t = torch.as_tensor(n_pos, dtype=torch.float64, device=ctx.device)
             parts: list[list[torch.Tensor]] = [[] for _ in mine]
             for s, first, ranks in chunks:  # the ranking stays on the device
-                view = View(ranks.double(), n_pos_t[s:s + len(first)], first.double())
+                view = View(ranks.double(), n_pos_t[s : s + len(first)], first.double())
                 for part, m in zip(parts, mine):
                     part.append(m.per_query(view))
             for part, m in zip(parts, mine):
@@ -98,6 +104,7 @@ def _rank_limit(metrics: list[RetrievalMetric], n_pos: np.ndarray) -> int | None
     depths = [m.depth() for m in metrics]
     if any(d is None for d in depths):
         return None
-    need = [int(n_pos.max()) if d == "R" and len(n_pos) else d
-            for d in depths if d != "R" or len(n_pos)]
+    need = [
+        int(n_pos.max()) if d == "R" and len(n_pos) else d for d in depths if d != "R" or len(n_pos)
+    ]
     return max(need, default=0)

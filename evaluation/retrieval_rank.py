@@ -13,6 +13,7 @@ Deviations: ``mrr`` uses the exact rank over the whole gallery (pytorch-metric-l
 its k neighbours); ``mAP`` is divided by R, the number of relevant gallery items, and is sample-averaged
 (the original harness' README called it class-averaged, its code averaged per query as here).
 """
+
 from __future__ import annotations
 
 import torch

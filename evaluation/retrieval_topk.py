@@ -16,6 +16,7 @@ R is the number of relevant gallery items of a query (the query itself and ignor
   Metric Learning's normalisation; a perfect model scores 1 also when R < k). ``map@1000`` therefore
   equals ``mAP_1000``.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ wrong. Distances are Euclidean on the evaluated embeddings, as the retrieval met
 itself is never among its own results. ``main.py --save_retrievals N`` calls
 :func:`save_run_retrievals` at the end of a run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,14 +34,20 @@ INK, GREY, PAPER = (20, 20, 20), (110, 110, 110), (255, 255, 255)
 class Ranking:
     """Per query: the top-k gallery items, their distances and the query's average precision."""
 
-    query: np.ndarray      # (Q,) dataset indices of the queries
-    topk: np.ndarray       # (Q, k) dataset indices of the retrieved gallery items, nearest first
-    dist: np.ndarray       # (Q, k) Euclidean distances
-    ap: np.ndarray         # (Q,) average precision over the whole ranking; nan: no positive
+    query: np.ndarray  # (Q,) dataset indices of the queries
+    topk: np.ndarray  # (Q, k) dataset indices of the retrieved gallery items, nearest first
+    dist: np.ndarray  # (Q, k) Euclidean distances
+    ap: np.ndarray  # (Q,) average precision over the whole ranking; nan: no positive
 
 
-def rank(embeds: torch.Tensor, labels: np.ndarray, k: int, is_query: np.ndarray | None = None,
-         is_gallery: np.ndarray | None = None, chunk: int = 512) -> Ranking:
+def rank(
+    embeds: torch.Tensor,
+    labels: np.ndarray,
+    k: int,
+    is_query: np.ndarray | None = None,
+    is_gallery: np.ndarray | None = None,
+    chunk: int = 512,
+) -> Ranking:
     """Exact ranking of the gallery for every query; ``embeds: (N, D)``, ``labels: (N,)``.
 
     AP = mean over the query's positives of the precision at each positive's rank (the query
@@ -56,7 +63,7 @@ def rank(embeds: torch.Tensor, labels: np.ndarray, k: int, is_query: np.ndarray 
         raise ValueError("the gallery has no item to retrieve besides the query itself")
     topk, dist, ap = [], [], []
     for start in range(0, len(q_idx), chunk):
-        q = q_idx[start:start + chunk]
+        q = q_idx[start : start + chunk]
         d = torch.cdist(x[q], gallery)
         d[torch.as_tensor(q)[:, None] == torch.as_tensor(g_idx)[None, :]] = math.inf
         d_sorted, order = torch.sort(d, dim=1, stable=True)
@@ -65,15 +72,20 @@ def rank(embeds: torch.Tensor, labels: np.ndarray, k: int, is_query: np.ndarray 
         hits = rel.cumsum(1).float()
         ranks = torch.arange(1, rel.shape[1] + 1, dtype=torch.float32)
         n_pos = rel.sum(1).float()
-        ap.append(((hits / ranks) * rel).sum(1) / n_pos)   # nan where there is no positive
+        ap.append(((hits / ranks) * rel).sum(1) / n_pos)  # nan where there is no positive
         topk.append(torch.as_tensor(g_idx)[order[:, :k]])
         dist.append(d_sorted[:, :k])
-    return Ranking(q_idx, torch.cat(topk).numpy(), torch.cat(dist).numpy(),
-                   torch.cat(ap).numpy())
+    return Ranking(q_idx, torch.cat(topk).numpy(), torch.cat(dist).numpy(), torch.cat(ap).numpy())
 
 
-def pick_rows(ranking: Ranking, *, random: int = 0, worst: int = 0,
-              query_ids: Sequence[int] = (), seed: int = 0) -> dict[str, np.ndarray]:
+def pick_rows(
+    ranking: Ranking,
+    *,
+    random: int = 0,
+    worst: int = 0,
+    query_ids: Sequence[int] = (),
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """Rows of ``ranking`` to draw: ``{"ids"|"random"|"worst": row indices}``.
 
     ``random``: seeded, without replacement, among queries with a positive; ``worst``: lowest AP
@@ -83,8 +95,10 @@ def pick_rows(ranking: Ranking, *, random: int = 0, worst: int = 0,
         where = {int(q): r for r, q in enumerate(ranking.query)}
         bad = [q for q in query_ids if q not in where]
         if bad:
-            raise ValueError(f"--query_ids {' '.join(map(str, bad))} are not queries of this split "
-                             f"(ids run from 0 to {len(where) - 1 if where else -1})")
+            raise ValueError(
+                f"--query_ids {' '.join(map(str, bad))} are not queries of this split "
+                f"(ids run from 0 to {len(where) - 1 if where else -1})"
+            )
         out["ids"] = np.array([where[q] for q in query_ids])
     has_pos = np.flatnonzero(np.isfinite(ranking.ap))
     if random:
@@ -100,9 +114,9 @@ def short_name(name: str, width: int = 1000) -> str:
     """A readable class name: CUB's ``"001.Black_footed_Albatross"`` → ``"Black footed
     Albatross"``, cut with an ellipsis past ``width`` characters."""
     name = str(name)
-    if re.match(r"^\d+\.", name):   # a numbered class folder: underscores stand for spaces
+    if re.match(r"^\d+\.", name):  # a numbered class folder: underscores stand for spaces
         name = re.sub(r"^\d+\.", "", name).replace("_", " ")
-    return name if len(name) <= width else name[:width - 1] + "…"
+    return name if len(name) <= width else name[: width - 1] + "…"
 
 
 def fit(text: str, font: ImageFont.FreeTypeFont | ImageFont.ImageFont, pixels: int) -> str:
@@ -138,9 +152,15 @@ def _thumb(image: torch.Tensor | np.ndarray, side: int) -> Image.Image:
     return canvas
 
 
-def draw_grid(ranking: Ranking, rows: np.ndarray, labels: np.ndarray,
-              read: Callable[[int], torch.Tensor], names: Sequence[str] | None = None,
-              title: str = "", cell: int = 112) -> Image.Image:
+def draw_grid(
+    ranking: Ranking,
+    rows: np.ndarray,
+    labels: np.ndarray,
+    read: Callable[[int], torch.Tensor],
+    names: Sequence[str] | None = None,
+    title: str = "",
+    cell: int = 112,
+) -> Image.Image:
     """The picture: one row per entry of ``rows``; query left, then its top-k results.
 
     ``labels``: (N,) class per dataset index; ``read(i)``: uint8 (C, H, W) image of item i;
@@ -159,8 +179,12 @@ def draw_grid(ranking: Ranking, rows: np.ndarray, labels: np.ndarray,
         pen.text((pad, 6), title, fill=INK, font=big)
     x0 = pad + cell + pad + gap
     pen.text((pad, top - 20), "query", fill=INK, font=font)
-    pen.text((x0, top - 20), f"top {k} (nearest first): green = same class, red = other class",
-             fill=INK, font=font)
+    pen.text(
+        (x0, top - 20),
+        f"top {k} (nearest first): green = same class, red = other class",
+        fill=INK,
+        font=font,
+    )
     for r, row in enumerate(rows):
         y = top + r * (cell + text_h + pad)
         q = int(ranking.query[row])
@@ -179,20 +203,38 @@ def draw_grid(ranking: Ranking, rows: np.ndarray, labels: np.ndarray,
             pen.text((x, y + cell + 3), label, fill=INK if same else RED, font=font)
             pen.text((x, y + cell + 19), f"d {ranking.dist[row, j]:.3f}", fill=GREY, font=small)
         if r:
-            pen.line([(pad, y - pad // 2 - 1), (width - pad, y - pad // 2 - 1)],
-                     fill=(225, 225, 225))
+            pen.line(
+                [(pad, y - pad // 2 - 1), (width - pad, y - pad // 2 - 1)], fill=(225, 225, 225)
+            )
     return sheet
 
 
-def _framed(sheet: Image.Image, pen: ImageDraw.ImageDraw, image: torch.Tensor, x: int, y: int,
-            cell: int, border: int, colour: tuple[int, int, int]) -> None:
+def _framed(
+    sheet: Image.Image,
+    pen: ImageDraw.ImageDraw,
+    image: torch.Tensor,
+    x: int,
+    y: int,
+    cell: int,
+    border: int,
+    colour: tuple[int, int, int],
+) -> None:
     pen.rectangle([x, y, x + cell - 1, y + cell - 1], fill=colour)
     sheet.paste(_thumb(image, cell - 2 * border), (x + border, y + border))
 
 
-def pictures(saved, ns: argparse.Namespace, out: str | Path, *, split: str = "test",
-             random: int = 0, worst: int = 0, query_ids: Sequence[int] = (), k: int = 8,
-             seed: int = 0) -> list[Path]:
+def pictures(
+    saved,
+    ns: argparse.Namespace,
+    out: str | Path,
+    *,
+    split: str = "test",
+    random: int = 0,
+    worst: int = 0,
+    query_ids: Sequence[int] = (),
+    k: int = 8,
+    seed: int = 0,
+) -> list[Path]:
     """Embed ``split`` with the saved network, rank, draw the chosen rows; returns the files.
 
     One picture per kind asked for: ``out`` itself when there is one, else ``<out
@@ -205,8 +247,9 @@ def pictures(saved, ns: argparse.Namespace, out: str | Path, *, split: str = "te
     key = "train_eval" if split == "train" else split
     if key not in splits:
         have = ["train", *(s for s in ("val", "test") if s in splits)]
-        raise ValueError(f"--split {split} is not in this run's data; choose one of: "
-                         f"{', '.join(have)}")
+        raise ValueError(
+            f"--split {split} is not in this run's data; choose one of: {', '.join(have)}"
+        )
     ds = splits[key]
     loader = torch.utils.data.DataLoader(ds, batch_size=ns.bs, shuffle=False, num_workers=0)
     embeds, labels = compute_embeddings(model, loader, "cpu", layer=ns.eval_layer)
@@ -217,13 +260,18 @@ def pictures(saved, ns: argparse.Namespace, out: str | Path, *, split: str = "te
     names = ds.info.get("class_names") or [str(c) for c in ds.info["original_labels"]]
     read = lambda i: datasets.read_item(ds.split, i)
     epoch = f", epoch {saved.epoch}" if saved.epoch is not None else ""
-    what = {"ids": "chosen queries", "random": f"random queries (seed {seed})",
-            "worst": "worst queries (lowest AP)"}
+    what = {
+        "ids": "chosen queries",
+        "random": f"random queries (seed {seed})",
+        "worst": "worst queries (lowest AP)",
+    }
     out = Path(out)
     written = []
     for kind, rows in chosen.items():
-        title = (f"{ns.dataset} {split} · {ns.arch}{epoch} · {what[kind]} · "
-                 f"mean AP of all queries {np.nanmean(ranking.ap):.3f}")
+        title = (
+            f"{ns.dataset} {split} · {ns.arch}{epoch} · {what[kind]} · "
+            f"mean AP of all queries {np.nanmean(ranking.ap):.3f}"
+        )
         path = out if len(chosen) == 1 else out.with_name(f"{out.stem}_{kind}{out.suffix}")
         path.parent.mkdir(parents=True, exist_ok=True)
         draw_grid(ranking, rows, labels.numpy(), read, names, title).save(path)
@@ -240,22 +288,28 @@ def save_run_retrievals(run_dir: str | Path, n: int, k: int = 8) -> list[Path]:
     from architectures.saved import load_saved_model
 
     saved = load_saved_model(Path(run_dir) / "checkpoints" / "best.pt")
-    ns = _argparse.Namespace(**{**vars(parameters.build_parser().parse_args([])),
-                                **saved.config})
-    return pictures(saved, ns, Path(run_dir) / "retrievals.png", random=n, worst=n, k=k,
-                    seed=ns.seed)
+    ns = _argparse.Namespace(**{**vars(parameters.build_parser().parse_args([])), **saved.config})
+    return pictures(
+        saved, ns, Path(run_dir) / "retrievals.png", random=n, worst=n, k=k, seed=ns.seed
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m evaluation.visualize",
         description="Draw queries and their top-k retrievals for a saved run. Any other main.py "
-                    "flag (--dataset, --source_path, --dataset_<name>_...) overrides the run's.")
+        "flag (--dataset, --source_path, --dataset_<name>_...) overrides the run's.",
+    )
     parser.add_argument("--checkpoint", required=True, help="RUN_DIR/checkpoints/best.pt")
     parser.add_argument("--queries", type=int, default=0, help="N random queries (seeded)")
     parser.add_argument("--worst", type=int, default=0, help="N queries of lowest AP")
-    parser.add_argument("--query_ids", type=int, nargs="+", default=[],
-                        help="dataset indices of the queries to draw (instead of --queries)")
+    parser.add_argument(
+        "--query_ids",
+        type=int,
+        nargs="+",
+        default=[],
+        help="dataset indices of the queries to draw (instead of --queries)",
+    )
     parser.add_argument("--k", type=int, default=8, help="retrieved items per query")
     parser.add_argument("--split", default="test", choices=["train", "val", "test"])
     parser.add_argument("--seed", type=int, default=0, help="seed of the random queries")
@@ -282,10 +336,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         opt = parameters.parse_args([*rest, "--evaluate_only", "--checkpoint", vis.checkpoint])
         saved = load_saved_model(vis.checkpoint)
         ns = run_namespace(saved, opt, explicit_flags(rest))
-        files = pictures(saved, ns, vis.out, split=vis.split, random=vis.queries,
-                         worst=vis.worst, query_ids=vis.query_ids, k=vis.k, seed=vis.seed)
-    except (SavedRunError, FileNotFoundError, ValueError, RegistryError,
-            datasets.DatasetError) as err:
+        files = pictures(
+            saved,
+            ns,
+            vis.out,
+            split=vis.split,
+            random=vis.queries,
+            worst=vis.worst,
+            query_ids=vis.query_ids,
+            k=vis.k,
+            seed=vis.seed,
+        )
+    except (
+        SavedRunError,
+        FileNotFoundError,
+        ValueError,
+        RegistryError,
+        datasets.DatasetError,
+    ) as err:
         print(f"visualize: error: {err}", file=sys.stderr)
         return 2
     print("written: " + ", ".join(map(str, files)))

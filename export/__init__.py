@@ -16,6 +16,7 @@ ONNX uses PyTorch's TorchScript-based exporter (``dynamo=False``: the dynamo exp
 data-dependent control flow). The tests check both against PyTorch within 1e-4 on batches of
 several sizes.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,26 +52,39 @@ def preprocessing_spec(saved: SavedModel, layer: str) -> dict[str, Any]:
     describe = saved.model.describe()
     return {
         "input": {
-            "name": "images", "layout": "NCHW", "dtype": "float32", "channels": spec.channels,
-            "size": spec.size, "resize": spec.eval_resize,
+            "name": "images",
+            "layout": "NCHW",
+            "dtype": "float32",
+            "channels": spec.channels,
+            "size": spec.size,
+            "resize": spec.eval_resize,
             "channel_order": "BGR" if spec.bgr_255 else ("RGB" if spec.channels == 3 else "L"),
-            "mean": list(spec.mean), "std": list(spec.std),
-            "steps": [f"resize the shorter side to {spec.eval_resize} (antialiased bilinear)",
-                      f"centre-crop {spec.size}x{spec.size}",
-                      "scale pixel values to [0, 1] (uint8 / 255)",
-                      "per channel, in RGB order: (x - mean) / std",
-                      *(["reverse the channel order (RGB -> BGR)"] if spec.bgr_255 else [])],
+            "mean": list(spec.mean),
+            "std": list(spec.std),
+            "steps": [
+                f"resize the shorter side to {spec.eval_resize} (antialiased bilinear)",
+                f"centre-crop {spec.size}x{spec.size}",
+                "scale pixel values to [0, 1] (uint8 / 255)",
+                "per channel, in RGB order: (x - mean) / std",
+                *(["reverse the channel order (RGB -> BGR)"] if spec.bgr_255 else []),
+            ],
         },
-        "output": {"name": "embeddings", "layer": layer,
-                   "dim": describe["embed_dim"] if layer == "head" else describe["feature_dim"],
-                   "l2_normalized": bool(saved.model.normalize)},
-        "arch": saved.config.get("arch"), "checkpoint": str(saved.checkpoint),
-        "epoch": saved.epoch, "dataset": saved.config.get("dataset"),
+        "output": {
+            "name": "embeddings",
+            "layer": layer,
+            "dim": describe["embed_dim"] if layer == "head" else describe["feature_dim"],
+            "l2_normalized": bool(saved.model.normalize),
+        },
+        "arch": saved.config.get("arch"),
+        "checkpoint": str(saved.checkpoint),
+        "epoch": saved.epoch,
+        "dataset": saved.config.get("dataset"),
     }
 
 
-def export(saved: SavedModel, fmt: str, out: str | Path, layer: str | None = None,
-           opset: int = 17) -> tuple[Path, Path]:
+def export(
+    saved: SavedModel, fmt: str, out: str | Path, layer: str | None = None, opset: int = 17
+) -> tuple[Path, Path]:
     """Write the model to ``out`` and its spec to ``<out>.preprocessing.json``."""
     if fmt not in FORMATS:
         raise ValueError(f"--format {fmt!r} is not supported; choose one of: {', '.join(FORMATS)}")
@@ -82,11 +96,18 @@ def export(saved: SavedModel, fmt: str, out: str | Path, layer: str | None = Non
     spec_text = json.dumps(spec, indent=1)
     example = torch.rand(2, spec["input"]["channels"], spec["input"]["size"], spec["input"]["size"])
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # the exporters' deprecation notices, not ours to fix
+        warnings.simplefilter("ignore")  # the exporters' deprecation notices, not ours to fix
         if fmt == "onnx":
-            torch.onnx.export(module, (example,), str(out), input_names=["images"],
-                              output_names=["embeddings"], opset_version=opset, dynamo=False,
-                              dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}})
+            torch.onnx.export(
+                module,
+                (example,),
+                str(out),
+                input_names=["images"],
+                output_names=["embeddings"],
+                opset_version=opset,
+                dynamo=False,
+                dynamic_axes={"images": {0: "batch"}, "embeddings": {0: "batch"}},
+            )
             import onnx
 
             proto = onnx.load(str(out))

@@ -12,6 +12,7 @@ Embedding-space statistics (ρ spectrum, π_intra, π_inter, π_ratio) are read 
 ``test-max`` at the epoch of the best test value of the first metric, as the original did), on the
 training split when the run evaluated it (as the paper did), else on the test split.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -32,9 +33,23 @@ SELECTIONS = {
 }
 EMBEDDING_STATS = ["rho_spectrum@2", "dists@intra", "dists@inter", "dists@intra_over_inter"]
 # Flags that differ between the runs of one group without making them different setups.
-REPLICATE_FLAGS = {"seed", "fold", "savename", "group", "project", "kernels", "gpu", "device",
-                   "log_online", "source_path", "save_path", "evaluate_on_gpu", "eval_backend",
-                   "n_epochs_resumed", "save_embeddings"}
+REPLICATE_FLAGS = {
+    "seed",
+    "fold",
+    "savename",
+    "group",
+    "project",
+    "kernels",
+    "gpu",
+    "device",
+    "log_online",
+    "source_path",
+    "save_path",
+    "evaluate_on_gpu",
+    "eval_backend",
+    "n_epochs_resumed",
+    "save_embeddings",
+}
 
 
 def chosen_epoch(run: Run, selection: str, metric: str) -> int | None:
@@ -79,8 +94,16 @@ def differing_flags(runs: list[Run]) -> list[str]:
 
 def per_run_table(runs: list[Run], metrics: list[str], selection: str) -> pd.DataFrame:
     """One row per run: group, dataset, run, seed, epoch, each metric and embedding statistic."""
-    rows = [{"group": r.group, "dataset": r.dataset, "run": r.name, "seed": r.seed,
-             **run_values(r, metrics, selection)} for r in runs]
+    rows = [
+        {
+            "group": r.group,
+            "dataset": r.dataset,
+            "run": r.name,
+            "seed": r.seed,
+            **run_values(r, metrics, selection),
+        }
+        for r in runs
+    ]
     columns = ["group", "dataset", "run", "seed", "epoch", *metrics, *EMBEDDING_STATS]
     return pd.DataFrame(rows, columns=columns)
 
@@ -123,16 +146,40 @@ def welch_pairs(per_run: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
                         warnings.simplefilter("ignore", RuntimeWarning)  # equal constant groups
                         res = stats.ttest_ind(va, vb, equal_var=False)
                     t, p = float(res.statistic), float(res.pvalue)
-                rows.append({"dataset": dataset, "metric": metric, "group_a": a, "group_b": b,
-                             "mean_a": va.mean() if len(va) else math.nan,
-                             "mean_b": vb.mean() if len(vb) else math.nan,
-                             "n_a": len(va), "n_b": len(vb), "t": t, "p": p})
-    return pd.DataFrame(rows, columns=["dataset", "metric", "group_a", "group_b", "mean_a",
-                                       "mean_b", "n_a", "n_b", "t", "p"])
+                rows.append(
+                    {
+                        "dataset": dataset,
+                        "metric": metric,
+                        "group_a": a,
+                        "group_b": b,
+                        "mean_a": va.mean() if len(va) else math.nan,
+                        "mean_b": vb.mean() if len(vb) else math.nan,
+                        "n_a": len(va),
+                        "n_b": len(vb),
+                        "t": t,
+                        "p": p,
+                    }
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "dataset",
+            "metric",
+            "group_a",
+            "group_b",
+            "mean_a",
+            "mean_b",
+            "n_a",
+            "n_b",
+            "t",
+            "p",
+        ],
+    )
 
 
-def best_and_ties(summary: pd.DataFrame, pairs: pd.DataFrame, metrics: list[str],
-                  alpha: float = 0.05) -> tuple[set, set]:
+def best_and_ties(
+    summary: pd.DataFrame, pairs: pd.DataFrame, metrics: list[str], alpha: float = 0.05
+) -> tuple[set, set]:
     """(best, tied): sets of (group, dataset, metric). Best: the highest mean per dataset, metric;
     tied: groups whose Welch p-value against the best is >= ``alpha`` (not significantly worse)."""
     best, tied = set(), set()

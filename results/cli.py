@@ -7,6 +7,7 @@ than the seed), leaves unfinished runs out unless asked, and writes ``results.cs
 The successor of the original RevisitDML ``Result_Evaluations.py`` (Roth et al., ICML 2020), which
 read one hard-coded W&B project and reported max-over-test numbers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,20 +23,41 @@ DEFAULT_METRICS = ["e_recall@1", "e_recall@2", "e_recall@4", "nmi", "mAP_at_r"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="Result_Evaluations.py", description=__doc__.split("\n\n")[1],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("runs_dirs", nargs="*", metavar="RUNS_DIR",
-                   help="folders searched for run folders (those holding config.json)")
-    p.add_argument("--wandb", default=None, metavar="ENTITY/PROJECT|DIR",
-                   help="also read W&B runs: a project through wandb.Api() (key from "
-                        "WANDB_API_KEY), or a local folder searched for offline W&B runs")
-    p.add_argument("--metrics", nargs="+", default=DEFAULT_METRICS,
-                   help="test-split metrics to report; the first one drives curves and selection "
-                        "for test-max")
-    p.add_argument("--select", default="selected", choices=list(aggregate.SELECTIONS),
-                   help="epoch of each run that is reported")
-    p.add_argument("--include_unfinished", action="store_true",
-                   help="report unfinished runs too (at their latest evaluated epochs)")
+    p = argparse.ArgumentParser(
+        prog="Result_Evaluations.py",
+        description=__doc__.split("\n\n")[1],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "runs_dirs",
+        nargs="*",
+        metavar="RUNS_DIR",
+        help="folders searched for run folders (those holding config.json)",
+    )
+    p.add_argument(
+        "--wandb",
+        default=None,
+        metavar="ENTITY/PROJECT|DIR",
+        help="also read W&B runs: a project through wandb.Api() (key from "
+        "WANDB_API_KEY), or a local folder searched for offline W&B runs",
+    )
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        default=DEFAULT_METRICS,
+        help="test-split metrics to report; the first one drives curves and selection for test-max",
+    )
+    p.add_argument(
+        "--select",
+        default="selected",
+        choices=list(aggregate.SELECTIONS),
+        help="epoch of each run that is reported",
+    )
+    p.add_argument(
+        "--include_unfinished",
+        action="store_true",
+        help="report unfinished runs too (at their latest evaluated epochs)",
+    )
     p.add_argument("--alpha", type=float, default=0.05, help="significance level of the marks")
     p.add_argument("--out", default="Results", help="output folder")
     p.add_argument("--no_figures", action="store_true", help="tables only")
@@ -52,10 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         runs, problems = load_runs(args.runs_dirs, args.wandb)
     except ValueError as err:
         parser.error(str(err))
-    except Exception as err:  # noqa: BLE001 - wandb.Api: network, key, unknown project
+    except Exception as err:
         why = " ".join(str(err).split())[:160]
-        parser.error(f"could not read W&B project {args.wandb!r} ({type(err).__name__}: {why}); "
-                     "check WANDB_API_KEY and ENTITY/PROJECT, or pass a folder of offline runs")
+        parser.error(
+            f"could not read W&B project {args.wandb!r} ({type(err).__name__}: {why}); "
+            "check WANDB_API_KEY and ENTITY/PROJECT, or pass a folder of offline runs"
+        )
     for line in problems:
         say(f"warning: skipped: {line}")
     if not runs:
@@ -63,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
     unfinished = [r for r in runs if not r.finished]
     if unfinished:
-        verb = ("included" if args.include_unfinished
-                else "left out (--include_unfinished keeps them)")
+        verb = (
+            "included" if args.include_unfinished else "left out (--include_unfinished keeps them)"
+        )
         say(f"{len(unfinished)} unfinished run(s) {verb}:")
         for r in unfinished:
             last = max(r.epochs("test"), default=None)
@@ -80,14 +105,18 @@ def main(argv: list[str] | None = None) -> int:
         if m not in logged:
             say(f"warning: no run logged test metric {m!r}; left out")
     if not metrics:
-        parser.error(f"none of --metrics {' '.join(args.metrics)} was logged on the test split "
-                     f"(logged: {', '.join(sorted(logged)[:12])})")
+        parser.error(
+            f"none of --metrics {' '.join(args.metrics)} was logged on the test split "
+            f"(logged: {', '.join(sorted(logged)[:12])})"
+        )
 
     for (group, dataset), members in sorted(aggregate.group_runs(runs).items()):
         diff = aggregate.differing_flags(members)
         if diff:
-            say(f"warning: the runs of group {group} ({dataset}) differ in more than the seed: "
-                f"{', '.join(diff)}")
+            say(
+                f"warning: the runs of group {group} ({dataset}) differ in more than the seed: "
+                f"{', '.join(diff)}"
+            )
 
     os.makedirs(args.out, exist_ok=True)
     per_run = aggregate.per_run_table(runs, metrics, args.select)
@@ -107,17 +136,22 @@ def main(argv: list[str] | None = None) -> int:
     tables.write_csv(summary, metrics, os.path.join(args.out, "results.csv"))
     per_run.to_csv(os.path.join(args.out, "per_run.csv"), index=False, float_format="%.6g")
     pairs.to_csv(os.path.join(args.out, "pairs.csv"), index=False, float_format="%.6g")
-    md = tables.write_markdown(summary, metrics, best, tied, selection_text,
-                               os.path.join(args.out, "results.md"))
-    tables.write_latex(summary, metrics, best, tied, selection_text,
-                       os.path.join(args.out, "results.tex"))
+    md = tables.write_markdown(
+        summary, metrics, best, tied, selection_text, os.path.join(args.out, "results.md")
+    )
+    tables.write_latex(
+        summary, metrics, best, tied, selection_text, os.path.join(args.out, "results.tex")
+    )
     written = ["results.csv", "results.md", "results.tex", "pairs.csv", "per_run.csv"]
     if not args.no_figures:
         plain = [r for r in runs]
-        paths = (figures.learning_curves(plain, metrics[0], args.out)
-                 + figures.correlation_matrix(per_run, metrics, args.out)
-                 + figures.metric_relation(per_run[~per_run["group"].str.endswith(
-                     ensemble.SUFFIX)], metrics[0], args.out))
+        paths = (
+            figures.learning_curves(plain, metrics[0], args.out)
+            + figures.correlation_matrix(per_run, metrics, args.out)
+            + figures.metric_relation(
+                per_run[~per_run["group"].str.endswith(ensemble.SUFFIX)], metrics[0], args.out
+            )
+        )
         written += [os.path.basename(p) for p in paths]
     print(md)
     print(f"{len(runs)} runs in {len(summary)} groups -> {args.out}/: {', '.join(written)}")

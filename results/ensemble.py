@@ -5,6 +5,7 @@ fold models' saved test embeddings (``--save_embeddings``, the selected epoch of
 L2-normalised, concatenated (K × D dimensions) and evaluated with the evaluation engine. The
 group's plain row is MLRC's "separated" number (mean over the fold models).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -33,8 +34,10 @@ def concatenated_rows(runs: list[Run], metrics: list[str]) -> tuple[list[dict], 
             run = members[fold]
             saved = load_embeddings(run.run_dir) if run.run_dir else None
             if saved is None:
-                notes.append(f"{group} seed {seed}: {run.name} saved no test embeddings "
-                             "(--save_embeddings); no ensemble")
+                notes.append(
+                    f"{group} seed {seed}: {run.name} saved no test embeddings "
+                    "(--save_embeddings); no ensemble"
+                )
                 break
             emb, lab = saved
             if labels is not None and not np.array_equal(labels, lab):
@@ -46,9 +49,15 @@ def concatenated_rows(runs: list[Run], metrics: list[str]) -> tuple[list[dict], 
             embeds = np.concatenate(parts, axis=1)
             known = [m for m in metrics if _valid(m)]
             values = evaluation.evaluate(embeds, labels, known, seed=int(seed or 0))
-            rows.append({"group": group + SUFFIX, "dataset": dataset, "run": f"{group}_s{seed}",
-                         "seed": seed, **{m: float(values[m]) for m in known
-                                          if np.ndim(values.get(m)) == 0}})
+            rows.append(
+                {
+                    "group": group + SUFFIX,
+                    "dataset": dataset,
+                    "run": f"{group}_s{seed}",
+                    "seed": seed,
+                    **{m: float(values[m]) for m in known if np.ndim(values.get(m)) == 0},
+                }
+            )
     return rows, notes
 
 

@@ -9,6 +9,7 @@
   π_ratio, per dataset: every run as a dot, each group's mean ± std as a cross, a least-squares line
   and Pearson's r over the runs.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,8 +26,12 @@ from scipy import stats
 from results.runs import Run
 from results.tables import metric_label
 
-STAT_LABELS = {"rho_spectrum@2": "ρ(Φ)  (rho_spectrum@2)", "dists@intra": "π_intra",
-               "dists@inter": "π_inter", "dists@intra_over_inter": "π_ratio = π_intra / π_inter"}
+STAT_LABELS = {
+    "rho_spectrum@2": "ρ(Φ)  (rho_spectrum@2)",
+    "dists@intra": "π_intra",
+    "dists@inter": "π_inter",
+    "dists@intra_over_inter": "π_ratio = π_intra / π_inter",
+}
 SPLIT_TITLES = {"val": "validation split", "test": "test split", "train": "training split"}
 
 
@@ -52,8 +57,9 @@ def learning_curves(runs: list[Run], metric: str, out_dir: str) -> list[str]:
             continue
         groups = sorted({r.group for r in ds_runs})
         colors = _colors(groups)
-        fig, axes = plt.subplots(1, len(splits), figsize=(5.2 * len(splits), 3.8), squeeze=False,
-                                 sharex=True)
+        fig, axes = plt.subplots(
+            1, len(splits), figsize=(5.2 * len(splits), 3.8), squeeze=False, sharex=True
+        )
         for ax, split in zip(axes[0], splits):
             for group in groups:
                 members = [r for r in ds_runs if r.group == group and split in r.history]
@@ -67,17 +73,20 @@ def learning_curves(runs: list[Run], metric: str, out_dir: str) -> list[str]:
                     mean.append(v.mean() if len(v) else np.nan)
                     std.append(v.std(ddof=1) if len(v) > 1 else 0.0)
                 mean, std = 100 * np.array(mean), 100 * np.array(std)
-                ax.plot(epochs, mean, color=colors[group], lw=1.8,
-                        label=f"{group} (n={len(members)})")
-                ax.fill_between(epochs, mean - std, mean + std, color=colors[group], alpha=0.18,
-                                lw=0)
+                ax.plot(
+                    epochs, mean, color=colors[group], lw=1.8, label=f"{group} (n={len(members)})"
+                )
+                ax.fill_between(
+                    epochs, mean - std, mean + std, color=colors[group], alpha=0.18, lw=0
+                )
             ax.set_title(SPLIT_TITLES.get(split, split))
             ax.set_xlabel("epoch (0: untrained)")
             ax.set_ylabel(f"{metric_label(metric)} (%)")
             ax.grid(alpha=0.3)
         axes[0][-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)
-        fig.suptitle(f"{dataset}: {metric_label(metric)} per epoch, mean ± std over seeds",
-                     fontsize=11)
+        fig.suptitle(
+            f"{dataset}: {metric_label(metric)} per epoch, mean ± std over seeds", fontsize=11
+        )
         fig.tight_layout()
         paths += _save(fig, out_dir, f"learning_curves_{dataset}")
     return paths
@@ -89,9 +98,12 @@ def correlation_matrix(per_run: pd.DataFrame, metrics: list[str], out_dir: str) 
     if len(present) < 2 or not datasets:
         return []
     k = len(present)
-    fig, axes = plt.subplots(1, len(datasets), figsize=(1.0 * k + 2.6 + (len(datasets) - 1) *
-                                                         (1.0 * k + 1.2), 0.9 * k + 1.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(datasets),
+        figsize=(1.0 * k + 2.6 + (len(datasets) - 1) * (1.0 * k + 1.2), 0.9 * k + 1.6),
+        squeeze=False,
+    )
     image = None
     for ax, dataset in zip(axes[0], datasets):
         part = per_run[per_run["dataset"] == dataset]
@@ -106,8 +118,15 @@ def correlation_matrix(per_run: pd.DataFrame, metrics: list[str], out_dir: str) 
         for i in range(k):
             for j in range(k):
                 if not math.isnan(corr[i, j]):
-                    ax.text(j, i, f"{corr[i, j]:.2f}", ha="center", va="center", fontsize=9,
-                            color="white" if abs(corr[i, j]) > 0.6 else "black")
+                    ax.text(
+                        j,
+                        i,
+                        f"{corr[i, j]:.2f}",
+                        ha="center",
+                        va="center",
+                        fontsize=9,
+                        color="white" if abs(corr[i, j]) > 0.6 else "black",
+                    )
         ax.set_title(f"{dataset}\n(across {len(data)} {unit})", fontsize=10)
     fig.colorbar(image, ax=list(axes[0]), shrink=0.8, label="Pearson r")
     return _save(fig, out_dir, "metric_correlation_matrix")
@@ -118,9 +137,12 @@ def metric_relation(per_run: pd.DataFrame, metric: str, out_dir: str) -> list[st
     datasets = sorted(per_run["dataset"].unique())
     if not stats_present or not datasets:
         return []
-    fig, axes = plt.subplots(len(datasets), len(stats_present),
-                             figsize=(3.6 * len(stats_present), 3.3 * len(datasets)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(datasets),
+        len(stats_present),
+        figsize=(3.6 * len(stats_present), 3.3 * len(datasets)),
+        squeeze=False,
+    )
     for row, dataset in zip(axes, datasets):
         part = per_run[per_run["dataset"] == dataset]
         groups = sorted(part["group"].unique())
@@ -134,9 +156,19 @@ def metric_relation(per_run: pd.DataFrame, metric: str, out_dir: str) -> list[st
                 if not len(g):
                     continue
                 ax.scatter(gx, gy, s=14, color=colors[group], alpha=0.55)
-                ax.errorbar(gx.mean(), gy.mean(), xerr=gx.std(ddof=1) if len(g) > 1 else 0,
-                            yerr=gy.std(ddof=1) if len(g) > 1 else 0, fmt="X", ms=8,
-                            color=colors[group], mec="black", mew=0.6, capsize=2, label=group)
+                ax.errorbar(
+                    gx.mean(),
+                    gy.mean(),
+                    xerr=gx.std(ddof=1) if len(g) > 1 else 0,
+                    yerr=gy.std(ddof=1) if len(g) > 1 else 0,
+                    fmt="X",
+                    ms=8,
+                    color=colors[group],
+                    mec="black",
+                    mew=0.6,
+                    capsize=2,
+                    label=group,
+                )
             if len(x) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
                 slope, icept = np.polyfit(x, y, 1)
                 xs = np.linspace(x.min(), x.max(), 50)
@@ -148,7 +180,10 @@ def metric_relation(per_run: pd.DataFrame, metric: str, out_dir: str) -> list[st
             ax.grid(alpha=0.3)
         row[0].set_ylabel(f"{dataset}\n{metric_label(metric)} (%)")
         row[-1].legend(loc="upper left", bbox_to_anchor=(1.02, 1), frameon=False, fontsize=9)
-    fig.suptitle(f"{metric_label(metric)} against embedding-space statistics "
-                 "(dots: runs; crosses: group mean ± std; dashed: least squares)", fontsize=11)
+    fig.suptitle(
+        f"{metric_label(metric)} against embedding-space statistics "
+        "(dots: runs; crosses: group mean ± std; dashed: least squares)",
+        fontsize=11,
+    )
     fig.tight_layout()
     return _save(fig, out_dir, "metric_relation")

@@ -5,6 +5,7 @@ Display tables show test-split metrics in percent as mean ± sample std (ddof = 
 than it (Welch's t-test, p ≥ 0.05) carry a dagger. The LaTeX comes from pandas' ``Styler.to_latex``
 with booktabs rules; its caption states the selection rule, n and the std convention.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,8 +13,16 @@ import re
 
 import pandas as pd
 
-NAMES = {"nmi": "NMI", "f1": "F1", "mAP_at_r": "MAP@R", "r_precision": "RP",
-         "precision_at_1": "P@1", "mAP_c": "mAP_c", "mAP_1000": "mAP@1000", "mAP_lim": "mAP_lim"}
+NAMES = {
+    "nmi": "NMI",
+    "f1": "F1",
+    "mAP_at_r": "MAP@R",
+    "r_precision": "RP",
+    "precision_at_1": "P@1",
+    "mAP_c": "mAP_c",
+    "mAP_1000": "mAP@1000",
+    "mAP_lim": "mAP_lim",
+}
 
 
 def metric_label(metric: str) -> str:
@@ -34,8 +43,14 @@ def write_csv(summary: pd.DataFrame, metrics: list[str], path: str) -> pd.DataFr
     return out
 
 
-def _cells(summary: pd.DataFrame, metrics: list[str], best: set, tied: set,
-           bold: tuple[str, str], dagger: str) -> pd.DataFrame:
+def _cells(
+    summary: pd.DataFrame,
+    metrics: list[str],
+    best: set,
+    tied: set,
+    bold: tuple[str, str],
+    dagger: str,
+) -> pd.DataFrame:
     rows = []
     for r in summary.sort_values(["dataset", "group"]).to_dict("records"):
         row = {"Dataset": r["dataset"], "Group": r["group"], "n": r["n_seeds"]}
@@ -56,21 +71,29 @@ def _cells(summary: pd.DataFrame, metrics: list[str], best: set, tied: set,
 
 
 def caption(selection_text: str, ns: list[int]) -> str:
-    n = (f"n = {ns[0]} runs per group" if len(set(ns)) == 1
-         else f"n = {min(ns)}–{max(ns)} runs per group (column n)")
-    return (f"Test-split metrics in percent, mean ± sample standard deviation (ddof = 1) over the "
-            f"runs of each group; {n}. Epoch selection: {selection_text}. Bold: best mean per "
-            "dataset; † not significantly different from the best (Welch's t-test, p ≥ 0.05).")
+    n = (
+        f"n = {ns[0]} runs per group"
+        if len(set(ns)) == 1
+        else f"n = {min(ns)}–{max(ns)} runs per group (column n)"
+    )
+    return (
+        f"Test-split metrics in percent, mean ± sample standard deviation (ddof = 1) over the "
+        f"runs of each group; {n}. Epoch selection: {selection_text}. Bold: best mean per "
+        "dataset; † not significantly different from the best (Welch's t-test, p ≥ 0.05)."
+    )
 
 
-def write_markdown(summary: pd.DataFrame, metrics: list[str], best: set, tied: set,
-                   selection_text: str, path: str) -> str:
+def write_markdown(
+    summary: pd.DataFrame, metrics: list[str], best: set, tied: set, selection_text: str, path: str
+) -> str:
     table = _cells(summary, metrics, best, tied, ("**", "**"), " †")
     header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" if c in ("Dataset", "Group") else "---:"
-                          for c in table.columns) + "|"
-    lines = [header, rule] + ["| " + " | ".join(str(v) for v in row) + " |"
-                              for row in table.itertuples(index=False)]
+    rule = (
+        "|" + "|".join("---" if c in ("Dataset", "Group") else "---:" for c in table.columns) + "|"
+    )
+    lines = [header, rule] + [
+        "| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)
+    ]
     text = "\n".join(lines) + "\n\n" + caption(selection_text, summary["n_seeds"].tolist()) + "\n"
     with open(path, "w") as f:
         f.write(text)
@@ -78,16 +101,28 @@ def write_markdown(summary: pd.DataFrame, metrics: list[str], best: set, tied: s
 
 
 def _latex_escape(text: str) -> str:
-    return (text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("%", r"\%")
-            .replace("&", r"\&").replace("#", r"\#"))
+    return (
+        text.replace("\\", r"\textbackslash{}")
+        .replace("_", r"\_")
+        .replace("%", r"\%")
+        .replace("&", r"\&")
+        .replace("#", r"\#")
+    )
 
 
-def write_latex(summary: pd.DataFrame, metrics: list[str], best: set, tied: set,
-                selection_text: str, path: str) -> str:
+def write_latex(
+    summary: pd.DataFrame, metrics: list[str], best: set, tied: set, selection_text: str, path: str
+) -> str:
     table = _cells(summary, metrics, best, tied, ("", ""), "\u2020")
     for col in table.columns:
-        table[col] = table[col].map(lambda v: _latex_escape(str(v)).replace("±", r"$\pm$")
-                                    .replace("\u2020", r"$^\dagger$").replace("–", "--"))
+        table[col] = table[col].map(
+            lambda v: (
+                _latex_escape(str(v))
+                .replace("±", r"$\pm$")
+                .replace("\u2020", r"$^\dagger$")
+                .replace("–", "--")
+            )
+        )
     table.columns = [_latex_escape(c) for c in table.columns]
     labels = [_latex_escape(metric_label(m)) for m in metrics]
     flags = {(r["group"], r["dataset"], m) for r in summary.to_dict("records") for m in metrics}
@@ -97,17 +132,27 @@ def write_latex(summary: pd.DataFrame, metrics: list[str], best: set, tied: set,
         if col.name not in labels:
             return [""] * len(col)
         m = metrics[labels.index(col.name)]
-        return ["bfseries: ;" if (ordered.loc[i, "group"], ordered.loc[i, "dataset"], m) in best
-                and (ordered.loc[i, "group"], ordered.loc[i, "dataset"], m) in flags else ""
-                for i in range(len(col))]
+        return [
+            "bfseries: ;"
+            if (ordered.loc[i, "group"], ordered.loc[i, "dataset"], m) in best
+            and (ordered.loc[i, "group"], ordered.loc[i, "dataset"], m) in flags
+            else ""
+            for i in range(len(col))
+        ]
 
     styler = table.style.hide(axis="index").apply(bold, axis=0)
     text = styler.to_latex(
-        hrules=True, column_format="ll" + "r" * (len(table.columns) - 2), position="t",
-        position_float="centering", label="tab:results",
+        hrules=True,
+        column_format="ll" + "r" * (len(table.columns) - 2),
+        position="t",
+        position_float="centering",
+        label="tab:results",
         caption=_latex_escape(caption(selection_text, summary["n_seeds"].tolist()))
-        .replace("±", r"$\pm$").replace("≥", r"$\geq$").replace("†", r"$^\dagger$")
-        .replace("–", "--"))
+        .replace("±", r"$\pm$")
+        .replace("≥", r"$\geq$")
+        .replace("†", r"$^\dagger$")
+        .replace("–", "--"),
+    )
     with open(path, "w") as f:
         f.write("% needs \\usepackage{booktabs}\n" + text)
     return text

@@ -7,6 +7,7 @@ no longer ships a reader for it (its core is in Go since 0.19), so this module f
 lets the package's own protobuf classes decode the records. Checksums are not verified: a torn tail
 from a killed process simply ends the scan.
 """
+
 from __future__ import annotations
 
 import glob
@@ -35,16 +36,16 @@ def iter_records(path: str) -> Iterator[bytes]:
     pos, pending = len(HEADER), b""
     while pos + 7 <= len(data):
         left = BLOCK - pos % BLOCK
-        if left < 7:                      # the rest of a block too short for a chunk header
+        if left < 7:  # the rest of a block too short for a chunk header
             pos += left
             continue
         length, kind = struct.unpack_from("<HB", data, pos + 4)
-        if kind == 0 and length == 0:     # zero padding
+        if kind == 0 and length == 0:  # zero padding
             pos += left
             continue
-        body = data[pos + 7:pos + 7 + length]
+        body = data[pos + 7 : pos + 7 + length]
         if len(body) < length:
-            break                         # torn tail
+            break  # torn tail
         pos += 7 + length
         if kind == FULL:
             yield body
@@ -99,8 +100,12 @@ def read_offline_run(path: str) -> OfflineRun:
         kind = record.WhichOneof("record_type")
         if kind == "run":
             r = record.run
-            run.run_id, run.name, run.group, run.project = (r.run_id, r.display_name, r.run_group,
-                                                            r.project)
+            run.run_id, run.name, run.group, run.project = (
+                r.run_id,
+                r.display_name,
+                r.run_group,
+                r.project,
+            )
             for item in r.config.update:
                 run.config[_key(item)] = _value(item)
         elif kind == "config":
@@ -114,13 +119,17 @@ def read_offline_run(path: str) -> OfflineRun:
         elif kind == "exit":
             run.exited = True
     # wandb wraps each config entry as {"value": v, "desc": ...}
-    run.config = {k: (v["value"] if isinstance(v, dict) and "value" in v else v)
-                  for k, v in run.config.items() if not k.startswith("_")}
+    run.config = {
+        k: (v["value"] if isinstance(v, dict) and "value" in v else v)
+        for k, v in run.config.items()
+        if not k.startswith("_")
+    }
     return run
 
 
 def find_offline_runs(root: str) -> list[str]:
     """Every ``run-*.wandb`` under ``root``; the latest one per run folder's ``wandb/`` (a resumed
     run writes one offline folder per process, each holding the epochs that process logged)."""
-    return sorted(glob.glob(os.path.join(root, "**", "offline-run-*", "run-*.wandb"),
-                            recursive=True))
+    return sorted(
+        glob.glob(os.path.join(root, "**", "offline-run-*", "run-*.wandb"), recursive=True)
+    )

@@ -6,6 +6,7 @@ Reality-Check ensemble ("concatenated 512-d", Musgrave et al., ECCV 2020) concat
 L2-normalised test embeddings of the four fold models from these files (``results.ensemble``);
 float16 halves the disk cost and changes retrieval metrics by far less than a seed does.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,20 +24,32 @@ FOLDER = "embeddings"
 
 def embeddings_path(run_dir: str, split: str = "test") -> tuple[str, str]:
     """(embeddings .npy, labels .npy) of ``split`` in ``run_dir``."""
-    return (os.path.join(run_dir, FOLDER, f"{split}.npy"),
-            os.path.join(run_dir, FOLDER, f"{split}_labels.npy"))
+    return (
+        os.path.join(run_dir, FOLDER, f"{split}.npy"),
+        os.path.join(run_dir, FOLDER, f"{split}_labels.npy"),
+    )
 
 
 def _save_npy(path: str, array: np.ndarray) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             np.save(f, array)
+
     write_atomic(path, write)
 
 
-def save_selected_embeddings(run_dir: str, model: torch.nn.Module, loaders: dict[str, Any],
-                             device: torch.device, *, state_dict: dict | None, epoch: int,
-                             rule: str, amp: bool = False, layer: str = "head") -> list[str]:
+def save_selected_embeddings(
+    run_dir: str,
+    model: torch.nn.Module,
+    loaders: dict[str, Any],
+    device: torch.device,
+    *,
+    state_dict: dict | None,
+    epoch: int,
+    rule: str,
+    amp: bool = False,
+    layer: str = "head",
+) -> list[str]:
     """Embed each loader's split with the selected epoch's weights (``state_dict``; the current
     weights when None) and save them; returns the paths written. ``model`` is left untouched."""
     net = model
@@ -50,9 +63,16 @@ def save_selected_embeddings(run_dir: str, model: torch.nn.Module, loaders: dict
         _save_npy(emb_path, embeds.numpy().astype(np.float16))
         _save_npy(lab_path, labels.numpy().astype(np.int64))
         written += [emb_path, lab_path]
-    write_json_atomic(os.path.join(run_dir, FOLDER, "info.json"),
-                      {"epoch": epoch, "rule": rule, "layer": layer, "splits": sorted(loaders),
-                       "dtype": "float16"})
+    write_json_atomic(
+        os.path.join(run_dir, FOLDER, "info.json"),
+        {
+            "epoch": epoch,
+            "rule": rule,
+            "layer": layer,
+            "splits": sorted(loaders),
+            "dtype": "float16",
+        },
+    )
     return written
 
 

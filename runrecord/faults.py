@@ -7,6 +7,7 @@ each training step, between evaluated splits, after a metric row is appended, af
 file is complete but before its rename, between the two renames that rotate ``last.pt``. Without the
 variable ``point`` is a dictionary look-up and a return.
 """
+
 from __future__ import annotations
 
 import os

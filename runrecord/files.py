@@ -5,6 +5,7 @@ is one line naming the path and the errno's meaning (``read-only file system (ER
 ``main.py`` can print it instead of a traceback. Atomic writes create their temporary file with the
 permissions an ordinary ``open`` would give under the process umask (``mkstemp`` alone gives 0600).
 """
+
 from __future__ import annotations
 
 import errno
@@ -111,6 +112,7 @@ def write_json_atomic(path: str, obj: Any) -> None:
             json.dump(_jsonable(obj), f, indent=1, sort_keys=True)
             f.flush()
             os.fsync(f.fileno())
+
     write_atomic(path, write)
 
 
@@ -120,6 +122,7 @@ def write_lines_atomic(path: str, rows: list[dict]) -> None:
             f.writelines(json.dumps(_jsonable(row), sort_keys=True) + "\n" for row in rows)
             f.flush()
             os.fsync(f.fileno())
+
     write_atomic(path, write)
 
 
@@ -139,8 +142,9 @@ def read_json(path: str) -> Any:
         with open(path) as f:
             return json.load(f)
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid JSON (torn or edited: {err.msg} at line "
-                         f"{err.lineno})") from None
+        raise ValueError(
+            f"{path} is not valid JSON (torn or edited: {err.msg} at line {err.lineno})"
+        ) from None
     except UnicodeDecodeError:
         raise ValueError(f"{path} is not valid JSON (binary content)") from None
     except OSError as err:

@@ -6,6 +6,7 @@ the rule that chose it). ``results/`` and any other consumer read folders only t
 so the record has one definition. Reading never writes: a torn or missing ``summary.json`` makes
 the run unfinished, a torn ``config.json`` is a one-line ``RunReadError``.
 """
+
 from __future__ import annotations
 
 import json
@@ -71,8 +72,9 @@ def _read_json(path: str, required: bool) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         if required:
             why = err.msg if hasattr(err, "msg") else err
-            raise RunReadError(f"{path} is not valid JSON ({why})"
-                               "; restore it or delete the run folder") from None
+            raise RunReadError(
+                f"{path} is not valid JSON ({why}); restore it or delete the run folder"
+            ) from None
         return {}
     if not isinstance(value, dict):
         raise RunReadError(f"{path} holds a {type(value).__name__}, expected a JSON object")
@@ -81,10 +83,12 @@ def _read_json(path: str, required: bool) -> dict:
 
 def read_run(path: str) -> RunFolder:
     """The run record in ``path`` (a folder holding ``config.json``)."""
-    return RunFolder(path=path,
-                     config=_read_json(os.path.join(path, "config.json"), required=True),
-                     rows=read_jsonl(os.path.join(path, "metrics.jsonl")),
-                     summary=_read_json(os.path.join(path, "summary.json"), required=False))
+    return RunFolder(
+        path=path,
+        config=_read_json(os.path.join(path, "config.json"), required=True),
+        rows=read_jsonl(os.path.join(path, "metrics.jsonl")),
+        summary=_read_json(os.path.join(path, "summary.json"), required=False),
+    )
 
 
 def find_run_dirs(root: str) -> Iterator[str]:
@@ -93,8 +97,11 @@ def find_run_dirs(root: str) -> Iterator[str]:
     if not os.path.isdir(root):
         raise RunReadError(f"{root} is not a folder")
     for folder, subdirs, files in os.walk(root):
-        subdirs[:] = sorted(d for d in subdirs if d not in ("wandb", "checkpoints", "embeddings")
-                            and not d.startswith("."))
+        subdirs[:] = sorted(
+            d
+            for d in subdirs
+            if d not in ("wandb", "checkpoints", "embeddings") and not d.startswith(".")
+        )
         if "config.json" in files:
-            subdirs[:] = []               # a run folder holds no other runs
+            subdirs[:] = []  # a run folder holds no other runs
             yield folder

@@ -15,6 +15,7 @@ loaded with ``torch.load(weights_only=True)``: a crafted ``last.pt`` cannot run 
 read back and compared after writing. An ``fcntl`` lock on ``<run folder>/.lock`` keeps a second
 process off a folder in use. Every OS error on the folder is a one-line :class:`RunFolderError`.
 """
+
 from __future__ import annotations
 
 import errno
@@ -51,12 +52,29 @@ from runrecord.files import (
 )
 
 # Flags that may change between a run and its resumption without making it another run.
-RESUMABLE_DIFFERENCES = {"kernels", "gpu", "device", "log_online", "evaluate_on_gpu",
-                         "eval_backend", "source_path", "save_path", "n_epochs",
-                         "max_nonfinite_steps", "prefetch_factor", "decoded_cache",
-                         "decoded_cache_side", "gpu_decode", "gpu_share_ranks", "compile",
-                         "channels_last", "save_embeddings", "save_retrievals", "evaluate_only",
-                         "checkpoint"}
+RESUMABLE_DIFFERENCES = {
+    "kernels",
+    "gpu",
+    "device",
+    "log_online",
+    "evaluate_on_gpu",
+    "eval_backend",
+    "source_path",
+    "save_path",
+    "n_epochs",
+    "max_nonfinite_steps",
+    "prefetch_factor",
+    "decoded_cache",
+    "decoded_cache_side",
+    "gpu_decode",
+    "gpu_share_ranks",
+    "compile",
+    "channels_last",
+    "save_embeddings",
+    "save_retrievals",
+    "evaluate_only",
+    "checkpoint",
+}
 
 
 def run_name(opt: Any) -> str:
@@ -126,9 +144,9 @@ class RunRecord:
         self.dir = os.path.join(opt.save_path, opt.project, run_name(opt))
         self.is_main = is_main
         self.opt = opt
-        self.notes: list[str] = []          # one-line notices for the user (fallbacks, repairs)
+        self.notes: list[str] = []  # one-line notices for the user (fallbacks, repairs)
         self._lock_fd: int | None = None
-        self.saved_epoch = -1               # epoch of the newest `last` checkpoint on disk
+        self.saved_epoch = -1  # epoch of the newest `last` checkpoint on disk
 
     def path(self, *parts: str) -> str:
         return os.path.join(self.dir, *parts)
@@ -155,13 +173,14 @@ class RunRecord:
 
     def _check_same_run(self, reference: dict) -> None:
         current = json.loads(json.dumps(self.opt.as_dict()))
-        reference = json.loads(json.dumps(reference))   # a checkpoint's copy may hold tuples
+        reference = json.loads(json.dumps(reference))  # a checkpoint's copy may hold tuples
         diffs = config_differences(reference, current)
         if diffs:
-            shown = ", ".join(f"{k}: {reference.get(k)!r} -> {current.get(k)!r}"
-                              for k in diffs[:4])
-            raise RunConflict(f"{self.dir} holds a run with other settings ({shown}); "
-                              "choose another --group, --seed or --savename")
+            shown = ", ".join(f"{k}: {reference.get(k)!r} -> {current.get(k)!r}" for k in diffs[:4])
+            raise RunConflict(
+                f"{self.dir} holds a run with other settings ({shown}); "
+                "choose another --group, --seed or --savename"
+            )
 
     def preflight(self, need_bytes: int) -> None:
         """Check, without leaving anything behind, that the run folder can be created and
@@ -181,13 +200,17 @@ class RunRecord:
             free = os.statvfs(existing)
         except OSError as err:
             where = "" if existing == folder else f" ({existing} is the nearest existing path)"
-            raise RunFolderError(err.errno, f"cannot write the run folder {folder}{where}: "
-                                 f"{meaning(err)}") from None
+            raise RunFolderError(
+                err.errno, f"cannot write the run folder {folder}{where}: {meaning(err)}"
+            ) from None
         available = free.f_bavail * free.f_frsize
         if available < need_bytes:
-            raise RunFolderError(errno.ENOSPC, f"cannot write {folder}: no space left on device "
-                                 f"(ENOSPC): {available / 2**20:.0f} MiB free, checkpoints need "
-                                 f"about {need_bytes / 2**20:.0f} MiB")
+            raise RunFolderError(
+                errno.ENOSPC,
+                f"cannot write {folder}: no space left on device "
+                f"(ENOSPC): {available / 2**20:.0f} MiB free, checkpoints need "
+                f"about {need_bytes / 2**20:.0f} MiB",
+            )
 
     # ------------------------------------------------------------------ the folder: lock and config
     def lock(self, command: str) -> None:
@@ -212,12 +235,19 @@ class RunRecord:
             raise RunConflict(
                 f"{self.dir} is in use by another process (pid {holder.get('pid', '?')} on "
                 f"{holder.get('host', '?')}, since {holder.get('since', '?')}: "
-                f"{holder.get('command', '?')}); wait for it to end or stop it") from None
+                f"{holder.get('command', '?')}); wait for it to end or stop it"
+            ) from None
         except OSError as err:  # e.g. ENOLCK on a file system without locks: run unguarded
-            self.notes.append(f"no lock on {self.dir} ({os.strerror(err.errno).lower()}); "
-                              "do not start this command twice")
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                "since": time.strftime("%Y-%m-%d %H:%M:%S")}
+            self.notes.append(
+                f"no lock on {self.dir} ({os.strerror(err.errno).lower()}); "
+                "do not start this command twice"
+            )
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": command,
+            "since": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, json.dumps(info).encode(), 0)
@@ -248,8 +278,10 @@ class RunRecord:
         if checkpoint is not None:
             self._check_same_run(saved if saved is not None else checkpoint.get("config", {}))
         elif saved is not None and config_differences(saved, current):
-            self.notes.append(f"{self.dir} held a run that never completed its first epoch; "
-                              "starting it over with the current settings")
+            self.notes.append(
+                f"{self.dir} held a run that never completed its first epoch; "
+                "starting it over with the current settings"
+            )
         if saved != current:
             write_json_atomic(path, current)
 
@@ -291,7 +323,7 @@ class RunRecord:
             return
         path = self.path("checkpoints", f"{name}.pt")
         buffer = io.BytesIO()
-        torch.save(state, buffer)   # in memory: a full disk is then an OSError, not a zip error
+        torch.save(state, buffer)  # in memory: a full disk is then an OSError, not a zip error
         data = buffer.getvalue()
         torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
 
@@ -328,8 +360,10 @@ class RunRecord:
                     raise ValueError("not a dmlbench train state")
             except pickle.UnpicklingError as err:
                 if "weights only" in str(err).lower() and zipfile.is_zipfile(path):
-                    problems.append(f"{candidate} holds objects other than plain data (not "
-                                    "loaded: crafted, or from an older dmlbench)")
+                    problems.append(
+                        f"{candidate} holds objects other than plain data (not "
+                        "loaded: crafted, or from an older dmlbench)"
+                    )
                 else:
                     problems.append(f"{candidate} is unreadable (not a checkpoint file)")
                 continue
@@ -337,20 +371,25 @@ class RunRecord:
                 if isinstance(err, FileNotFoundError):
                     continue
                 raise explain(err, path, "read") from None
-            except Exception as err:  # noqa: BLE001 - torch raises many kinds on a torn file
+            except Exception as err:
                 problems.append(f"{candidate} is unreadable ({_first_line(err, 80)})")
                 continue
             if problems:
-                self.notes.append(f"{problems[0]}; resuming from {candidate} "
-                                  f"(epoch {state['epoch']})")
+                self.notes.append(
+                    f"{problems[0]}; resuming from {candidate} (epoch {state['epoch']})"
+                )
             elif candidate != f"{name}.pt":
-                self.notes.append(f"resuming from {candidate} (epoch {state['epoch']}): the run "
-                                  f"stopped while replacing {name}.pt")
+                self.notes.append(
+                    f"resuming from {candidate} (epoch {state['epoch']}): the run "
+                    f"stopped while replacing {name}.pt"
+                )
             self.saved_epoch = int(state["epoch"])
             return state
         if problems:
-            raise RunConflict(f"no readable checkpoint in {self.path('checkpoints')}: "
-                              f"{'; '.join(problems)}; delete it to start the run over")
+            raise RunConflict(
+                f"no readable checkpoint in {self.path('checkpoints')}: "
+                f"{'; '.join(problems)}; delete it to start the run over"
+            )
         return None
 
     # ------------------------------------------------------------------ summary
@@ -359,8 +398,10 @@ class RunRecord:
         by_epoch: dict[int, dict[str, dict]] = {}
         for row in rows:
             by_epoch.setdefault(row["epoch"], {})[row["split"]] = {
-                k: v for k, v in row.items() if k not in ("epoch", "split")
-                and not isinstance(v, list)}
+                k: v
+                for k, v in row.items()
+                if k not in ("epoch", "split") and not isinstance(v, list)
+            }
         last = max(by_epoch) if by_epoch else None
         out = {
             "finished": finished,
@@ -381,5 +422,6 @@ class RunRecord:
 def command_line(argv: list[str] | None) -> str:
     """The command that re-runs (and so resumes) this run, quoted for a shell."""
     import shlex
+
     args = sys.argv[1:] if argv is None else list(argv)
     return shlex.join(["python", "main.py", *args])

@@ -12,6 +12,7 @@ unreachable server costs at most ``WANDB_INIT_TIMEOUT`` seconds (default 15, W&B
 sink then logs offline into the run folder, to be uploaded later with ``wandb sync``. Any other W&B
 failure (missing package, quota) disables the sink with one warning instead of breaking the run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,13 @@ from typing import Any
 
 import numpy as np
 
-MODES = {"online": "online", "run": "online", "offline": "offline", "dryrun": "offline",
-         "disabled": "disabled"}
+MODES = {
+    "online": "online",
+    "run": "online",
+    "offline": "offline",
+    "dryrun": "offline",
+    "disabled": "disabled",
+}
 
 
 def wandb_mode() -> str:
@@ -33,8 +39,10 @@ def wandb_mode() -> str:
     asked = os.environ.get("WANDB_MODE", "").strip().lower()
     if asked:
         if asked not in MODES:
-            warnings.warn(f"WANDB_MODE={asked!r} is not one of {', '.join(MODES)}; using offline",
-                          stacklevel=2)
+            warnings.warn(
+                f"WANDB_MODE={asked!r} is not one of {', '.join(MODES)}; using offline",
+                stacklevel=2,
+            )
             return "offline"
         return MODES[asked]
     return "online" if os.environ.get("WANDB_API_KEY") else "offline"
@@ -49,12 +57,14 @@ def init_timeout() -> float:
 
 def flatten_summary(summary: dict) -> dict[str, Any]:
     """The run record's summary as W&B summary keys: ``selected/<split>/<metric>`` and friends."""
-    if "selected" not in summary:          # already flat
+    if "selected" not in summary:  # already flat
         return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
-    out: dict[str, Any] = {"selected_epoch": summary.get("selected_epoch"),
-                           "last_epoch": summary.get("last_epoch"),
-                           "selection_rule": summary.get("selection", {}).get("rule"),
-                           "finished": bool(summary.get("finished"))}
+    out: dict[str, Any] = {
+        "selected_epoch": summary.get("selected_epoch"),
+        "last_epoch": summary.get("last_epoch"),
+        "selection_rule": summary.get("selection", {}).get("rule"),
+        "finished": bool(summary.get("finished")),
+    }
     for split, values in summary.get("selected", {}).items():
         for metric, value in values.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -72,29 +82,46 @@ class WandbSink:
             return
         try:
             import wandb
+
             self._wandb = wandb
             run_id = hashlib.sha1(os.path.abspath(run_dir).encode()).hexdigest()[:16]
-            kwargs = {"project": project, "group": group, "name": name, "id": run_id,
-                      "resume": "allow", "dir": run_dir, "config": config, "reinit": True}
+            kwargs = {
+                "project": project,
+                "group": group,
+                "name": name,
+                "id": run_id,
+                "resume": "allow",
+                "dir": run_dir,
+                "config": config,
+                "reinit": True,
+            }
             try:
-                self.run = wandb.init(mode=self.mode, **kwargs, settings=wandb.Settings(
-                    silent=True, console="off", init_timeout=init_timeout()))
+                self.run = wandb.init(
+                    mode=self.mode,
+                    **kwargs,
+                    settings=wandb.Settings(
+                        silent=True, console="off", init_timeout=init_timeout()
+                    ),
+                )
             except Exception as err:
                 if self.mode != "online":
                     raise
                 why = " ".join(str(err).split())[:120]
-                print(f"[dmlbench] W&B unreachable ({type(err).__name__}: {why}); "
-                      f"logging offline under {run_dir}/wandb, upload later with `wandb sync`",
-                      file=sys.stderr)
+                print(
+                    f"[dmlbench] W&B unreachable ({type(err).__name__}: {why}); "
+                    f"logging offline under {run_dir}/wandb, upload later with `wandb sync`",
+                    file=sys.stderr,
+                )
                 self.mode = "offline"
-                wandb.teardown()    # the failed attempt still holds the run id in W&B's service
-                self.run = wandb.init(mode="offline", **kwargs,
-                                      settings=wandb.Settings(silent=True, console="off"))
+                wandb.teardown()  # the failed attempt still holds the run id in W&B's service
+                self.run = wandb.init(
+                    mode="offline", **kwargs, settings=wandb.Settings(silent=True, console="off")
+                )
             define = getattr(self.run, "define_metric", None)
-            if define is not None:      # plot every metric against the epoch, not the log step
+            if define is not None:  # plot every metric against the epoch, not the log step
                 define("epoch")
                 define("*", step_metric="epoch")
-        except Exception as err:  # noqa: BLE001 - W&B must never break a run
+        except Exception as err:
             self._disable(err)
 
     def _disable(self, err: Exception) -> None:
@@ -114,7 +141,7 @@ class WandbSink:
                     row[f"{split}/{key}"] = value
             row["epoch"] = epoch
             self.run.log(row)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             self._disable(err)
 
     def finish(self, summary: dict | None = None) -> None:
@@ -125,5 +152,5 @@ class WandbSink:
             if summary:
                 self.run.summary.update(flatten_summary(summary))
             self.run.finish()
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             self._disable(err)

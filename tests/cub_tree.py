@@ -1,4 +1,5 @@
 """A tiny CUB-layout tree of generated pictures (``images/NNN.Class_Name/*.jpg``), for tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,16 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-BIRDS = ["Black_footed_Albatross", "Laysan_Albatross", "Sooty_Albatross", "Groove_billed_Ani",
-         "Crested_Auklet", "Least_Auklet", "Parakeet_Auklet", "Rhinoceros_Auklet"]
+BIRDS = [
+    "Black_footed_Albatross",
+    "Laysan_Albatross",
+    "Sooty_Albatross",
+    "Groove_billed_Ani",
+    "Crested_Auklet",
+    "Least_Auklet",
+    "Parakeet_Auklet",
+    "Rhinoceros_Auklet",
+]
 
 
 def make_cub_tree(root: Path, n_classes: int = 8, per_class: int = 6, seed: int = 0) -> Path:
@@ -27,7 +36,9 @@ def make_cub_tree(root: Path, n_classes: int = 8, per_class: int = 6, seed: int 
             box = [x, y, x + w // 2, y + h // 2]
             (pen.ellipse if c % 2 else pen.rectangle)(box, fill=colour)
             if c % 4 >= 2:
-                pen.polygon([(x, y + h // 2), (x + w // 4, y), (x + w // 2, y + h // 2)],
-                            fill=tuple(255 - v for v in colour))
+                pen.polygon(
+                    [(x, y + h // 2), (x + w // 4, y), (x + w // 2, y + h // 2)],
+                    fill=tuple(255 - v for v in colour),
+                )
             img.save(folder / f"{i}.jpg", quality=90)
     return root

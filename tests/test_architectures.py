@@ -2,6 +2,7 @@
 
 Big nets run on tiny 64×64 inputs and are built at most twice each (module-scoped fixtures).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,10 +17,17 @@ from architectures.weights import find_weights, load_backbone_weights
 from registry import RegistryError
 
 D = 16
-BIG = {"resnet50": "resnet50_frozen_normalize", "googlenet": "googlenet_normalize_frozen",
-       "bninception": "bninception_frozen_normalize_double_he"}
-CONV = {"resnet50": "conv1.weight", "googlenet": "conv1.conv.weight",
-        "bninception": "conv1_7x7_s2.weight", "smallnet": "0.0.weight"}
+BIG = {
+    "resnet50": "resnet50_frozen_normalize",
+    "googlenet": "googlenet_normalize_frozen",
+    "bninception": "bninception_frozen_normalize_double_he",
+}
+CONV = {
+    "resnet50": "conv1.weight",
+    "googlenet": "conv1.conv.weight",
+    "bninception": "conv1_7x7_s2.weight",
+    "smallnet": "0.0.weight",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,20 +51,29 @@ def _bn_grads_after_step(model: nn.Module, images: torch.Tensor) -> tuple[list, 
 
 def test_parse_valid_names_and_token_order():
     assert parse_arch("resnet50") == ArchSpec("resnet50")
-    assert parse_arch("resnet50_frozen_normalize") == ArchSpec("resnet50", frozen=True,
-                                                               normalize=True)
+    assert parse_arch("resnet50_frozen_normalize") == ArchSpec(
+        "resnet50", frozen=True, normalize=True
+    )
     assert parse_arch("bninception_normalize_frozen") == parse_arch("bninception_frozen_normalize")
     assert parse_arch("bninception_he_double_normalize") == ArchSpec(
-        "bninception", normalize=True, double=True, he=True)
+        "bninception", normalize=True, double=True, he=True
+    )
     assert parse_arch("smallnet_normalize") == ArchSpec("smallnet", normalize=True)
 
 
-@pytest.mark.parametrize("name, fragment", [
-    ("resnet18", "unknown architecture"), ("resnet50frozen", "unknown architecture"),
-    ("resnet50_junk", "unknown option 'junk'"), ("resnet50_frozen_300epoch", "unknown option"),
-    ("resnet50__normalize", "unknown option ''"), ("resnet50_double", "not available for resnet50"),
-    ("smallnet_he", "not available for smallnet"), ("googlenet_normalize_normalize", "repeated"),
-])
+@pytest.mark.parametrize(
+    "name, fragment",
+    [
+        ("resnet18", "unknown architecture"),
+        ("resnet50frozen", "unknown architecture"),
+        ("resnet50_junk", "unknown option 'junk'"),
+        ("resnet50_frozen_300epoch", "unknown option"),
+        ("resnet50__normalize", "unknown option ''"),
+        ("resnet50_double", "not available for resnet50"),
+        ("smallnet_he", "not available for smallnet"),
+        ("googlenet_normalize_normalize", "repeated"),
+    ],
+)
 def test_parse_rejects(name, fragment):
     with pytest.raises(RegistryError, match=fragment):
         parse_arch(name)
@@ -65,10 +82,14 @@ def test_parse_rejects(name, fragment):
 def test_context_is_not_a_flag_and_flags_reach_the_class():
     assert {p.name for p in ARCHITECTURES.params("resnet50")} == set()
     assert {p.name for p in ARCHITECTURES.params("smallnet")} == {"width", "channels", "grid"}
-    model = build_model("smallnet", {"arch_smallnet_width": 8, "arch_smallnet_channels": 3},
-                        embed_dim=D, pretrained=True)
+    model = build_model(
+        "smallnet",
+        {"arch_smallnet_width": 8, "arch_smallnet_channels": 3},
+        embed_dim=D,
+        pretrained=True,
+    )
     assert model.head.in_features == 32 and model.image_spec.channels == 3
-    assert model.weights_source is None   # pretrained=True without a file: nothing to load
+    assert model.weights_source is None  # pretrained=True without a file: nothing to load
     parser = argparse.ArgumentParser()
     ARCHITECTURES.add_flags(parser)
     opt = parser.parse_args(["--arch_smallnet_width", "4"])
@@ -76,9 +97,13 @@ def test_context_is_not_a_flag_and_flags_reach_the_class():
 
 
 def test_smallnet_grid_keeps_a_spatial_map_for_any_input_size():
-    model = build_model("smallnet", {"arch_smallnet_width": 4, "arch_smallnet_grid": 2}, embed_dim=D,
-                        pretrained=False).eval()
-    assert model.head.in_features == 16 * 4        # 4w channels × 2×2 cells
+    model = build_model(
+        "smallnet",
+        {"arch_smallnet_width": 4, "arch_smallnet_grid": 2},
+        embed_dim=D,
+        pretrained=False,
+    ).eval()
+    assert model.head.in_features == 16 * 4  # 4w channels × 2×2 cells
     for side in (28, 32, 45):
         assert model(torch.randn(3, 1, side, side)).shape == (3, D)
         assert model.features(torch.randn(3, 1, side, side)).shape == (3, 16 * 4)
@@ -152,14 +177,16 @@ def test_image_specs():
     assert specs["googlenet"].size == 227 and specs["googlenet"].eval_resize == 256
     assert specs["bninception"].bgr_255 and not specs["resnet50"].bgr_255
     import pretrainedmodels
+
     cfg = pretrainedmodels.pretrained_settings["bninception"]["imagenet"]
     assert cfg["input_space"] == "BGR" and cfg["input_range"] == [0, 255]
     rgb = torch.rand(2, 3, 5, 5)
     bgr_255 = rgb.flip(1) * 255
     mean = torch.tensor(cfg["mean"], dtype=torch.float32).view(3, 1, 1)
     std = torch.tensor(cfg["std"], dtype=torch.float32).view(3, 1, 1)
-    torch.testing.assert_close(specs["bninception"].normalize(rgb), (bgr_255 - mean) / std,
-                               rtol=1e-5, atol=1e-3)
+    torch.testing.assert_close(
+        specs["bninception"].normalize(rgb), (bgr_255 - mean) / std, rtol=1e-5, atol=1e-3
+    )
 
 
 def _imagenet_like_file(model: nn.Module, base: str, path: Path) -> Path:
@@ -185,7 +212,7 @@ def test_weights_from_local_file(big, base, tmp_path):
     torch.testing.assert_close(loaded.backbone.state_dict()[key], source.backbone.state_dict()[key])
     assert not loaded.frozen and all(bn.training for bn in loaded.train().batchnorms())
     if base == "bninception":
-        assert loaded.max_pool is None   # no "double": average pooling only
+        assert loaded.max_pool is None  # no "double": average pooling only
 
 
 def test_weights_from_hub_cache_and_missing(big, tmp_path, monkeypatch):
@@ -214,27 +241,32 @@ def test_weights_from_hub_cache_and_missing(big, tmp_path, monkeypatch):
 def test_weight_mismatches_fail_clearly(tmp_path):
     net = build_model("smallnet", embed_dim=D, pretrained=False)
     good = {"module." + k: v for k, v in net.backbone.state_dict().items()}
-    good["head.weight"] = torch.randn(3, 3)   # the classifier prefix is skipped
+    good["head.weight"] = torch.randn(3, 3)  # the classifier prefix is skipped
     torch.save(good, tmp_path / "good.pth")
-    other = build_model("smallnet", embed_dim=D, pretrained=True,
-                        weights_path=str(tmp_path / "good.pth"))
+    other = build_model(
+        "smallnet", embed_dim=D, pretrained=True, weights_path=str(tmp_path / "good.pth")
+    )
     torch.testing.assert_close(other.backbone[0][0].weight, net.backbone[0][0].weight)
     torch.manual_seed(2)
     trained = build_model("smallnet", embed_dim=D, pretrained=False)
     torch.save({"epoch": 3, "model": trained.state_dict()}, tmp_path / "checkpoint.pth")
-    other = build_model("smallnet", embed_dim=D, pretrained=True,
-                        weights_path=str(tmp_path / "checkpoint.pth"))
+    other = build_model(
+        "smallnet", embed_dim=D, pretrained=True, weights_path=str(tmp_path / "checkpoint.pth")
+    )
     torch.testing.assert_close(other.backbone[3][0].weight, trained.backbone[3][0].weight)
     assert not torch.equal(other.head.weight, trained.head.weight)
     with pytest.raises(ValueError, match="drop --pretrained_weights or --not_pretrained"):
-        build_model("smallnet", embed_dim=D, pretrained=False,
-                    weights_path=str(tmp_path / "good.pth"))
+        build_model(
+            "smallnet", embed_dim=D, pretrained=False, weights_path=str(tmp_path / "good.pth")
+        )
     (tmp_path / "junk.pth").write_bytes(b"not a pickle")
     with pytest.raises(ValueError, match="cannot read weights file"):
         load_backbone_weights(net.backbone, tmp_path / "junk.pth", (), "smallnet")
-    cases = {"missing keys": lambda s: s.pop("module.0.0.weight"),
-             "unexpected keys": lambda s: s.update({"module.extra.weight": torch.zeros(1)}),
-             "shape mismatches": lambda s: s.update({"module.0.0.weight": torch.zeros(5, 1, 3, 3)})}
+    cases = {
+        "missing keys": lambda s: s.pop("module.0.0.weight"),
+        "unexpected keys": lambda s: s.update({"module.extra.weight": torch.zeros(1)}),
+        "shape mismatches": lambda s: s.update({"module.0.0.weight": torch.zeros(5, 1, 3, 3)}),
+    }
     for what, corrupt in cases.items():
         state = dict(good)
         corrupt(state)
@@ -267,11 +299,11 @@ def test_smallnet_trains():
 
 def test_image_size_flags_rescale_crop_and_eval_resize():
     resnet = ARCHITECTURES.get("resnet50").image_spec
-    assert (resnet.scaled(64).size, resnet.scaled(64).eval_resize) == (64, 73)   # 64 · 256/224
+    assert (resnet.scaled(64).size, resnet.scaled(64).eval_resize) == (64, 73)  # 64 · 256/224
     assert resnet.scaled(64, 80).eval_resize == 80 and resnet.scaled().eval_resize == 256
     assert resnet.scaled(0, 300) == ImageSpec(size=224, resize=300)
     small = build_model("smallnet", embed_dim=D, pretrained=False, image_size=28).image_spec
-    assert (small.size, small.eval_resize, small.channels) == (28, 28, 1)   # whole image kept
+    assert (small.size, small.eval_resize, small.channels) == (28, 28, 1)  # whole image kept
     with pytest.raises(ValueError, match="smaller than --image_size 64"):
         resnet.scaled(64, 60)
     with pytest.raises(ValueError, match="must be >= 0"):
@@ -280,6 +312,7 @@ def test_image_size_flags_rescale_crop_and_eval_resize():
 
 def test_image_size_reaches_the_transforms():
     from datasets.transforms import build_transforms
+
     spec = build_model("smallnet", embed_dim=D, pretrained=False, image_size=20).image_spec
     train, evaluation = build_transforms(spec, "base")
     image = torch.randint(0, 256, (1, 28, 28), dtype=torch.uint8)
@@ -289,6 +322,7 @@ def test_image_size_reaches_the_transforms():
 @pytest.mark.parametrize("normalize", [False, True])
 def test_pooled_layer_is_the_features_before_the_head(normalize):
     from evaluation import compute_embeddings
+
     torch.manual_seed(0)
     model = ARCHITECTURES.get("smallnet")(embed_dim=D, normalize=normalize, width=4).eval()
     images = torch.randn(6, 1, 32, 32)
@@ -296,12 +330,14 @@ def test_pooled_layer_is_the_features_before_the_head(normalize):
         feats = model.features(images)
         pooled = model.represent(images, "pooled")
         head = model.represent(images, "head")
-    assert pooled.shape == (6, 16) and head.shape == (6, D)       # 4w channels, D
+    assert pooled.shape == (6, 16) and head.shape == (6, D)  # 4w channels, D
     expected = torch.nn.functional.normalize(feats, dim=1) if normalize else feats
     torch.testing.assert_close(pooled, expected)
     torch.testing.assert_close(head, model(images))
-    loader = [(images[:4], torch.zeros(4), torch.arange(4)), (images[4:], torch.ones(2),
-                                                                torch.arange(4, 6))]
+    loader = [
+        (images[:4], torch.zeros(4), torch.arange(4)),
+        (images[4:], torch.ones(2), torch.arange(4, 6)),
+    ]
     embeds, _ = compute_embeddings(model, loader, "cpu", layer="pooled")
     torch.testing.assert_close(embeds, pooled)
     with pytest.raises(ValueError, match="not one of: head, pooled"):

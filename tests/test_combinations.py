@@ -1,5 +1,6 @@
 """Every registered loss with every miner it accepts, built through the registries as main.py does:
 forward and backward on a P×K batch give a finite loss whose gradient reaches the embeddings."""
+
 from __future__ import annotations
 
 import pytest
@@ -8,15 +9,20 @@ import torch
 from batch_mining import MINERS
 from criteria import LOSSES
 
-PAIRS = [(loss, miner) for loss in LOSSES.names()
-         for miner in (LOSSES.get(loss).allowed_miners() or [None])]
+PAIRS = [
+    (loss, miner)
+    for loss in LOSSES.names()
+    for miner in (LOSSES.get(loss).allowed_miners() or [None])
+]
 
 
 def pk_batch(p: int = 6, k: int = 4, dim: int = 16, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(p).repeat_interleave(k)
     centres = torch.randn(p, dim, generator=g)
-    embeds = 0.3 * centres[labels] + torch.randn(p * k, dim, generator=g)  # hard: many active tuples
+    embeds = 0.3 * centres[labels] + torch.randn(
+        p * k, dim, generator=g
+    )  # hard: many active tuples
     embeds = torch.nn.functional.normalize(embeds, dim=1).requires_grad_(True)
     return embeds, labels
 
@@ -28,8 +34,7 @@ def test_every_loss_is_paired_and_every_miner_is_usable():
     assert not unused, f"miners no loss accepts: {unused}"
 
 
-@pytest.mark.parametrize("loss_name, miner_name", PAIRS,
-                         ids=[f"{l}-{m}" for l, m in PAIRS])
+@pytest.mark.parametrize("loss_name, miner_name", PAIRS, ids=[f"{l}-{m}" for l, m in PAIRS])
 def test_loss_with_miner_forward_backward(loss_name, miner_name):
     embeds, labels = pk_batch()
     miner = MINERS.build(miner_name or "distance", {}, seed=0)

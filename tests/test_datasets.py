@@ -1,4 +1,5 @@
 """Tests of the datasets folder: the generated glyphs set, splits, transforms, file layouts, errors."""
+
 from __future__ import annotations
 
 import argparse
@@ -13,8 +14,7 @@ from PIL import Image
 
 import datasets
 from architectures.base import ImageSpec
-from datasets import DATASETS, DatasetError, build_splits
-from datasets import glyph_fonts, glyph_generator
+from datasets import DATASETS, DatasetError, build_splits, glyph_fonts, glyph_generator
 from datasets.glyphs import Glyphs
 from datasets.transforms import build_transforms
 from registry import RegistryError
@@ -24,9 +24,18 @@ TINY = dict(n_classes=8, per_class=4, image_size=16, min_fonts=4)
 
 
 def make_opt(root, dataset="glyphs", **kw) -> argparse.Namespace:
-    base = dict(dataset=dataset, source_path=str(root), seed=0, use_tv_split=False,
-                tv_split_by_samples=False, tv_split_perc=0.75, augmentation="base",
-                rotation_classes=1, cv_folds=0, fold=0)
+    base = dict(
+        dataset=dataset,
+        source_path=str(root),
+        seed=0,
+        use_tv_split=False,
+        tv_split_by_samples=False,
+        tv_split_perc=0.75,
+        augmentation="base",
+        rotation_classes=1,
+        cv_folds=0,
+        fold=0,
+    )
     base.update({f"dataset_glyphs_{k}": v for k, v in TINY.items()})
     base.update(kw)
     return argparse.Namespace(**base)
@@ -38,8 +47,12 @@ def make_opt(root, dataset="glyphs", **kw) -> argparse.Namespace:
 def test_default_glyph_table_has_300_classes_with_10_distinct_fonts():
     defaults = {p.name: p.default for p in DATASETS.params("glyphs")}
     assert defaults["n_classes"] >= 300 and defaults["per_class"] >= 10
-    table = glyph_generator.class_table(defaults["n_classes"], defaults["image_size"],
-                                        defaults["min_fonts"], glyph_fonts.font_files())
+    table = glyph_generator.class_table(
+        defaults["n_classes"],
+        defaults["image_size"],
+        defaults["min_fonts"],
+        glyph_fonts.font_files(),
+    )
     assert len(table) == defaults["n_classes"]
     assert min(len(g.fonts) for g in table) >= 10
     assert len({g.code for g in table}) == len(table)
@@ -61,8 +74,8 @@ def test_fonts_exclude_placeholders_and_tex_encodings():
     assert cmmi not in glyph_fonts.drawn_by(ord("!"), [cmmi], 32)
     assert cmmi in glyph_fonts.drawn_by(ord("A"), [cmmi], 32)
     fonts = glyph_fonts.font_files(False)
-    assert glyph_fonts.drawn_by(0x10FFFD, fonts, 32) == {}          # unmapped: nobody draws it
-    assert glyph_fonts.drawn_by(ord(" "), fonts, 32) == {}           # mapped but empty bitmap
+    assert glyph_fonts.drawn_by(0x10FFFD, fonts, 32) == {}  # unmapped: nobody draws it
+    assert glyph_fonts.drawn_by(ord(" "), fonts, 32) == {}  # mapped but empty bitmap
     drawn = glyph_fonts.drawn_by(ord("A"), fonts, 32)
     assert len(drawn) >= 20 and all(b.shape == (32, 32) and b.any() for b in drawn.values())
 
@@ -79,8 +92,10 @@ def test_system_fonts_are_used_when_installed_and_recorded(tmp_path, monkeypatch
     assert Glyphs(str(tmp_path), **TINY).cache_path != without.cache_path
     info = with_noto.load()["train"].info
     assert "NotoFake-Regular.ttf" in info["fonts"] and info["noto_installed"]
-    assert "NotoFake-Regular.ttf" not in Glyphs(str(tmp_path), use_system_fonts=False,
-                                                **TINY).load()["train"].info["fonts"]
+    assert (
+        "NotoFake-Regular.ttf"
+        not in Glyphs(str(tmp_path), use_system_fonts=False, **TINY).load()["train"].info["fonts"]
+    )
 
 
 def test_too_many_classes_is_a_clear_error(tmp_path):
@@ -95,7 +110,7 @@ def test_glyphs_deterministic_per_seed_and_cached(tmp_path):
     assert a["images"].dtype == np.uint8 and a["images"].shape == (32, 16, 16)
     assert np.array_equal(a["images"], b["images"])
     assert not np.array_equal(a["images"], c["images"])
-    assert np.array_equal(a["codepoints"], c["codepoints"])   # same classes, other hands
+    assert np.array_equal(a["codepoints"], c["codepoints"])  # same classes, other hands
     # per class, instances use distinct fonts while there are enough
     for k in range(TINY["n_classes"]):
         ids = a["font_ids"][a["labels"] == k]
@@ -128,7 +143,9 @@ def test_glyph_splits_are_disjoint_halves_reindexed(tmp_path):
 
 def test_tv_split_by_classes_and_by_samples(tmp_path):
     s = build_splits(make_opt(tmp_path, use_tv_split=True), GREY)
-    assert s["train"].info["original_labels"] == [0, 1, 2] and s["val"].info["original_labels"] == [3]
+    assert s["train"].info["original_labels"] == [0, 1, 2] and s["val"].info["original_labels"] == [
+        3
+    ]
     assert s["val"].info["class_names"][0].startswith("U+")
     assert s["val"].n_classes == 1 and len(s["val"]) == 4
     s = build_splits(make_opt(tmp_path, use_tv_split=True, tv_split_by_samples=True), GREY)
@@ -202,7 +219,7 @@ RGB8 = ImageSpec(size=8, resize=8)
 
 
 def test_cub200_layout_split_by_class_number_and_hidden_files(tmp_path):
-    for k in (10, 2, 1, 3):   # sorted by number, not by name ("10" < "2")
+    for k in (10, 2, 1, 3):  # sorted by number, not by name ("10" < "2")
         for j in range(k % 3 + 1):
             png(tmp_path / "cub200/images" / f"{k:03d}.Bird_{k}" / f"im{j}.png", value=k)
     (tmp_path / "cub200/images/001.Bird_1/._im0.png").write_bytes(b"mac fork")
@@ -226,7 +243,9 @@ def test_cars196_orders_by_folder_name(tmp_path):
 
 
 def test_missing_and_corrupt_images_fail_before_training_listing_all(tmp_path):
-    with pytest.raises(DatasetError, match=r"expected .*cub200/images/<class folder>/<image files>"):
+    with pytest.raises(
+        DatasetError, match=r"expected .*cub200/images/<class folder>/<image files>"
+    ):
         build_splits(make_opt(tmp_path, "cub200"), RGB8)
     for k in (1, 2):
         png(tmp_path / "cub200/images" / f"{k:03d}.B" / "ok.png")
@@ -249,9 +268,14 @@ def test_missing_and_corrupt_images_fail_before_training_listing_all(tmp_path):
 
 def test_online_products_official_files_and_categories(tmp_path):
     base = tmp_path / "online_products"
-    rows = {"train": [(1, 1, 1, "bike_final/a.png"), (2, 1, 1, "bike_final/b.png"),
-                      (3, 2, 2, "chair_final/c.png")],
-            "test": [(4, 3, 2, "chair_final/d.png"), (5, 4, 1, "bike_final/e.png")]}
+    rows = {
+        "train": [
+            (1, 1, 1, "bike_final/a.png"),
+            (2, 1, 1, "bike_final/b.png"),
+            (3, 2, 2, "chair_final/c.png"),
+        ],
+        "test": [(4, 3, 2, "chair_final/d.png"), (5, 4, 1, "bike_final/e.png")],
+    }
     for split, items in rows.items():
         (base / "Info_Files").mkdir(parents=True, exist_ok=True)
         lines = ["image_id class_id super_class_id path"] + [" ".join(map(str, r)) for r in items]
@@ -271,15 +295,19 @@ def test_online_products_official_files_and_categories(tmp_path):
 
 def test_inshop_query_gallery_masks_and_categories(tmp_path):
     base = tmp_path / "inshop"
-    rows = [("img/WOMEN/Dresses/id_1/01.png", "id_1", "train"),
-            ("img/WOMEN/Dresses/id_1/02.png", "id_1", "train"),
-            ("img/MEN/Shirts/id_2/01.png", "id_2", "train"),
-            ("img/MEN/Shirts/id_3/01.png", "id_3", "query"),
-            ("img/MEN/Shirts/id_3/02.png", "id_3", "gallery"),
-            ("img/WOMEN/Dresses/id_4/01.png", "id_4", "gallery")]
+    rows = [
+        ("img/WOMEN/Dresses/id_1/01.png", "id_1", "train"),
+        ("img/WOMEN/Dresses/id_1/02.png", "id_1", "train"),
+        ("img/MEN/Shirts/id_2/01.png", "id_2", "train"),
+        ("img/MEN/Shirts/id_3/01.png", "id_3", "query"),
+        ("img/MEN/Shirts/id_3/02.png", "id_3", "gallery"),
+        ("img/WOMEN/Dresses/id_4/01.png", "id_4", "gallery"),
+    ]
     base.mkdir()
     (base / "list_eval_partition.txt").write_text(
-        f"{len(rows)}\nimage_name item_id evaluation_status\n" + "\n".join(" ".join(r) for r in rows))
+        f"{len(rows)}\nimage_name item_id evaluation_status\n"
+        + "\n".join(" ".join(r) for r in rows)
+    )
     for r in rows:
         png(base / r[0])
     s = build_splits(make_opt(tmp_path, "inshop"), RGB8)
@@ -306,20 +334,29 @@ def test_csv_format_with_bbox_category_and_errors(tmp_path):
         "7,imgs/b.png,train,,,shoes,,,,\n"
         "9,imgs/c.png,train,,,bags,,,,\n"
         "3,imgs/d.png,validation,True,True,bags,,,,\n"
-        "3,imgs/e.png,validation,0,1,shoes,,,,\n")
+        "3,imgs/e.png,validation,0,1,shoes,,,,\n"
+    )
     s = build_splits(make_opt(tmp_path, "csv"), ImageSpec(size=4, resize=4))
     train, test = s["train"], s["test"]
     assert train.labels.tolist() == [0, 0, 1] and train.info["original_labels"] == [7, 9]
-    assert train.split.boxes[0].tolist() == [2, 1, 6, 9] and train.split.boxes[1].tolist() == [-1] * 4
+    assert (
+        train.split.boxes[0].tolist() == [2, 1, 6, 9] and train.split.boxes[1].tolist() == [-1] * 4
+    )
     from datasets.image_files import read_item
+
     assert read_item(train.split, 0).shape == (3, 8, 4)
     assert test.is_query.tolist() == [True, False] and test.is_gallery.tolist() == [True, True]
-    assert train.categories.tolist() == [1, 1, 0] and test.info["category_names"] == ["bags", "shoes"]
+    assert train.categories.tolist() == [1, 1, 0] and test.info["category_names"] == [
+        "bags",
+        "shoes",
+    ]
     json.dumps(test.info)
     (tmp_path / "bad.csv").write_text("label,path,split\n1,imgs/a.png,train\n")
     with pytest.raises(DatasetError, match="missing columns is_query, is_gallery"):
         build_splits(make_opt(tmp_path, "csv", dataset_csv_file="bad.csv"), RGB8)
-    (tmp_path / "bad.csv").write_text("label,path,split,is_query,is_gallery\n1,imgs/a.png,test,1,1\n")
+    (tmp_path / "bad.csv").write_text(
+        "label,path,split,is_query,is_gallery\n1,imgs/a.png,test,1,1\n"
+    )
     with pytest.raises(DatasetError, match="split must be 'train' or 'validation'"):
         build_splits(make_opt(tmp_path, "csv", dataset_csv_file="bad.csv"), RGB8)
 
@@ -336,6 +373,7 @@ def test_idx_reader_and_fashion_mnist_class_split(tmp_path):
     write_idx(tmp_path / "x.idx", arr)
     write_idx(tmp_path / "y.idx.gz", np.arange(6).reshape(2, 3), dtype_code=0x0C, compress=True)
     from datasets.fashion_mnist import read_idx
+
     assert np.array_equal(read_idx(tmp_path / "x.idx"), arr)
     assert read_idx(tmp_path / "y.idx.gz").tolist() == [[0, 1, 2], [3, 4, 5]]
     (tmp_path / "z.idx").write_bytes(b"\0\0\x08\x01" + struct.pack(">i", 9) + b"abc")
@@ -345,27 +383,38 @@ def test_idx_reader_and_fashion_mnist_class_split(tmp_path):
     folder.mkdir()
     for stem, n, gz in (("train", 20, True), ("t10k", 10, False)):
         labels = np.arange(n) % 10
-        write_idx(folder / f"{stem}-images-idx3-ubyte{'.gz' * gz}", rng.integers(0, 255, (n, 28, 28)),
-                  compress=gz)
+        write_idx(
+            folder / f"{stem}-images-idx3-ubyte{'.gz' * gz}",
+            rng.integers(0, 255, (n, 28, 28)),
+            compress=gz,
+        )
         write_idx(folder / f"{stem}-labels-idx1-ubyte{'.gz' * gz}", labels, compress=gz)
-    s = build_splits(make_opt(tmp_path, "fashion_mnist", dataset_fashion_mnist_path=str(folder)), GREY)
+    s = build_splits(
+        make_opt(tmp_path, "fashion_mnist", dataset_fashion_mnist_path=str(folder)), GREY
+    )
     assert len(s["train"]) == len(s["test"]) == 15
     assert s["train"].info["original_labels"] == [0, 1, 2, 3, 4]
     assert s["test"].info["original_labels"] == [5, 6, 7, 8, 9]
     assert s["test"][0][0].shape == (1, 16, 16)
     with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte .*not found"):
         (folder / "t10k-labels-idx1-ubyte").unlink()
-        build_splits(make_opt(tmp_path, "fashion_mnist", dataset_fashion_mnist_path=str(folder)), GREY)
+        build_splits(
+            make_opt(tmp_path, "fashion_mnist", dataset_fashion_mnist_path=str(folder)), GREY
+        )
 
 
 def test_fashion_mnist_is_found_in_debians_folder_without_a_path(tmp_path, monkeypatch):
     import datasets.fashion_mnist as fm
+
     debian = tmp_path / "usr_share_datasets_fashion-mnist"
     debian.mkdir()
     rng = np.random.default_rng(1)
     for stem, n in (("train", 10), ("t10k", 10)):
-        write_idx(debian / f"{stem}-images-idx3-ubyte.gz", rng.integers(0, 255, (n, 28, 28)),
-                  compress=True)
+        write_idx(
+            debian / f"{stem}-images-idx3-ubyte.gz",
+            rng.integers(0, 255, (n, 28, 28)),
+            compress=True,
+        )
         write_idx(debian / f"{stem}-labels-idx1-ubyte.gz", np.arange(n) % 10, compress=True)
     monkeypatch.setattr(fm, "DEBIAN_FOLDER", debian)
     s = build_splits(make_opt(tmp_path / "elsewhere", "fashion_mnist"), GREY)
@@ -377,8 +426,15 @@ def test_every_registered_dataset_documents_its_flags():
     for name in DATASETS.names():
         for p in DATASETS.params(name):
             assert p.flag.startswith(f"--dataset_{name}_") and p.help, (name, p.name)
-    assert set(DATASETS.names()) >= {"glyphs", "cub200", "cars196", "online_products", "inshop",
-                                     "csv", "fashion_mnist"}
+    assert set(DATASETS.names()) >= {
+        "glyphs",
+        "cub200",
+        "cars196",
+        "online_products",
+        "inshop",
+        "csv",
+        "fashion_mnist",
+    }
     assert datasets.DATASETS is DATASETS
 
 
@@ -389,25 +445,31 @@ def test_rotation_classes_are_rotated_copies_with_joint_labels():
     from datasets.base import DMLDataset, Split
     from datasets.image_files import read_item
     from datasets.rotation_classes import RotationClasses
+
     rng = np.random.default_rng(0)
-    split = Split(labels=np.array([7, 7, 9]), images=rng.integers(0, 256, (3, 5, 5), np.uint8),
-                  categories=np.array([1, 1, 0]))
+    split = Split(
+        labels=np.array([7, 7, 9]),
+        images=rng.integers(0, 256, (3, 5, 5), np.uint8),
+        categories=np.array([1, 1, 0]),
+    )
     base = DMLDataset(split, lambda x: x, read_item)
     rot = RotationClasses(base, 4)
     assert len(rot) == 12 and rot.n_classes == 8
-    assert rot.labels.tolist() == [0, 0, 4, 1, 1, 5, 2, 2, 6, 3, 3, 7]      # class · 4 + rotation
+    assert rot.labels.tolist() == [0, 0, 4, 1, 1, 5, 2, 2, 6, 3, 3, 7]  # class · 4 + rotation
     assert rot.categories.tolist() == [1, 1, 0] * 4 and rot.is_query is None
     for r in range(4):
         for j in range(3):
             image, label, index = rot[r * 3 + j]
             assert (label, index) == (int(rot.labels[r * 3 + j]), r * 3 + j)
-            expected = np.rot90(split.images[j], r)           # counter-clockwise quarter turns
+            expected = np.rot90(split.images[j], r)  # counter-clockwise quarter turns
             assert torch.equal(image[0], torch.from_numpy(expected.copy()))
     half = RotationClasses(base, 2)
     assert half.labels.tolist() == [0, 0, 2, 1, 1, 3]
     assert torch.equal(half[4][0][0], torch.from_numpy(split.images[1][::-1, ::-1].copy()))
     assert rot.info["rotation_classes"] == 4 and rot.info["n_classes"] == 8
-    with pytest.raises(ValueError, match="--rotation_classes 3 is not allowed; choose one of: 1, 2, 4"):
+    with pytest.raises(
+        ValueError, match="--rotation_classes 3 is not allowed; choose one of: 1, 2, 4"
+    ):
         RotationClasses(base, 3)
 
 
@@ -420,6 +482,6 @@ def test_rotation_classes_wrap_only_the_training_split(tmp_path):
     store = datasets.train_items_with_eval_transforms(s)
     assert store.labels.tolist() == s["train"].labels.tolist()
     n = len(plain["train"])
-    image = store[2 * n + 1][0]                                   # item 1 turned by 180 degrees
+    image = store[2 * n + 1][0]  # item 1 turned by 180 degrees
     assert torch.equal(image, plain["train_eval"][1][0].flip(-1).flip(-2))
     assert datasets.train_items_with_eval_transforms(plain) is plain["train_eval"]

@@ -1,6 +1,7 @@
 """``main.py --evaluate_only``: the run's own data and metrics give the run record's figures
 exactly; other data, other metrics; checkpoints from another version or architecture fail in one
 line."""
+
 from __future__ import annotations
 
 import json
@@ -13,18 +14,56 @@ import torch
 import main
 from architectures.saved import SavedRunError, load_saved_model
 
-GLYPHS_TINY = ["--dataset_glyphs_n_classes", "24", "--dataset_glyphs_per_class", "8",
-               "--dataset_glyphs_image_size", "16"]
+GLYPHS_TINY = [
+    "--dataset_glyphs_n_classes",
+    "24",
+    "--dataset_glyphs_per_class",
+    "8",
+    "--dataset_glyphs_image_size",
+    "16",
+]
 METRICS = ["e_recall@1", "e_recall@2", "nmi", "mAP_at_r", "r_precision"]
 
 
 def tiny_run(root: Path, *extra: str) -> list[str]:
-    return ["--dataset", "glyphs", "--source_path", str(root / "data"), *GLYPHS_TINY,
-            "--save_path", str(root / "runs"), "--project", "p", "--group", "g", "--seed", "3",
-            "--arch", "smallnet_normalize", "--arch_smallnet_width", "8", "--not_pretrained",
-            "--embed_dim", "16", "--bs", "32", "--samples_per_class", "4", "--lr", "1e-3",
-            "--n_epochs", "2", "--iters_per_epoch", "3", "--kernels", "0", "--use_tv_split",
-            "--evaluation_metrics", *METRICS, *extra]
+    return [
+        "--dataset",
+        "glyphs",
+        "--source_path",
+        str(root / "data"),
+        *GLYPHS_TINY,
+        "--save_path",
+        str(root / "runs"),
+        "--project",
+        "p",
+        "--group",
+        "g",
+        "--seed",
+        "3",
+        "--arch",
+        "smallnet_normalize",
+        "--arch_smallnet_width",
+        "8",
+        "--not_pretrained",
+        "--embed_dim",
+        "16",
+        "--bs",
+        "32",
+        "--samples_per_class",
+        "4",
+        "--lr",
+        "1e-3",
+        "--n_epochs",
+        "2",
+        "--iters_per_epoch",
+        "3",
+        "--kernels",
+        "0",
+        "--use_tv_split",
+        "--evaluation_metrics",
+        *METRICS,
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +84,35 @@ def test_reproduces_the_run_record_exactly(run, capsys):
     out = capsys.readouterr().out
     assert "R@1" in out and "MAP@R" in out and "test" in out
     lines = (ckpt.parent.parent / "metrics.jsonl").read_text().splitlines()
-    logged = {r["split"]: r for r in map(json.loads, lines)
-              if r["epoch"] == epoch and r["split"] != "train_loop"}
+    logged = {
+        r["split"]: r
+        for r in map(json.loads, lines)
+        if r["epoch"] == epoch and r["split"] != "train_loop"
+    }
     assert set(logged) == {"train", "val", "test"}
     for split in ("train", "val", "test"):
         written = json.loads((ckpt.parent / f"eval_glyphs_{split}.json").read_text())
         assert written["split"] == split and written["epoch"] == epoch
         for m in METRICS:
-            assert written["metrics"][m] == logged[split][m], (split, m)   # exactly, not close
+            assert written["metrics"][m] == logged[split][m], (split, m)  # exactly, not close
 
 
 def test_other_metrics_and_splits_are_flags(run, capsys):
     ckpt = _ckpt(run)
-    assert main.main(["--evaluate_only", "--checkpoint", str(ckpt), "--no_train_metrics",
-                      "--evaluation_metrics", "precision_at_1", "e_recall@4"]) == 0
+    assert (
+        main.main(
+            [
+                "--evaluate_only",
+                "--checkpoint",
+                str(ckpt),
+                "--no_train_metrics",
+                "--evaluation_metrics",
+                "precision_at_1",
+                "e_recall@4",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "train" not in out.split("written:")[0].split("\n", 1)[1]
     written = json.loads((ckpt.parent / "eval_glyphs_test.json").read_text())
@@ -79,13 +133,15 @@ def test_missing_checkpoint_and_foreign_files_fail_in_one_line(run, tmp_path, ca
     assert "not found" in capsys.readouterr().err
     run_dir = _ckpt(run).parent.parent
     cases = {
-        "pickled.pt": {"model": torch.nn.Linear(2, 2)},      # a pickled object, not plain data
+        "pickled.pt": {"model": torch.nn.Linear(2, 2)},  # a pickled object, not plain data
         "nomodel.pt": {"weights": {}},
         "otherarch.pt": {"model": torch.nn.Linear(4, 4).state_dict(), "epoch": 1},
     }
-    expected = {"pickled.pt": "not a plain-data dmlbench checkpoint",
-                "nomodel.pt": "no network state_dict under 'model'",
-                "otherarch.pt": "does not fit --arch smallnet_normalize"}
+    expected = {
+        "pickled.pt": "not a plain-data dmlbench checkpoint",
+        "nomodel.pt": "no network state_dict under 'model'",
+        "otherarch.pt": "does not fit --arch smallnet_normalize",
+    }
     for name, state in cases.items():
         torch.save(state, run_dir / "checkpoints" / name)
         code = main.main(["--evaluate_only", "--checkpoint", str(run_dir / "checkpoints" / name)])

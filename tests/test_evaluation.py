@@ -1,4 +1,5 @@
 """Tests of the evaluation engine: hand-computed cases for every metric, splits, ties, backends."""
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 XA = np.array([[0.0], [1.0], [3.0], [6.0], [10.0]], np.float32)
 LA = np.array([0, 1, 0, 1, 0])
 EXPECTED_A = {
-    "e_recall@1": 0.0, "e_recall@2": 3 / 5, "e_recall@3": 1.0, "cmc@2": 3 / 5,
+    "e_recall@1": 0.0,
+    "e_recall@2": 3 / 5,
+    "e_recall@3": 1.0,
+    "cmc@2": 3 / 5,
     "precision_at_1": 0.0,
     "mrr": (1 / 2 + 1 / 3 + 1 / 2 + 1 / 3 + 1 / 2) / 5,
     # R-precision: q0 1/2, q1 0, q2 1/2, q3 0, q4 1/2
@@ -41,7 +45,10 @@ EXPECTED_A = {
     # class-averaged: class a (q0, q2, q4) 1/4, class b (q1, q3) 0
     "mAP_c": 0.125,
     # full AP: q0 (1/2 + 2/4)/2 = 1/2, q1 1/3, q2 1/2, q3 1/3, q4 1/2
-    "mAP": 13 / 30, "mAP_1000": 13 / 30, "mAP_lim": 13 / 30, "map@4": 13 / 30,
+    "mAP": 13 / 30,
+    "mAP_1000": 13 / 30,
+    "mAP_lim": 13 / 30,
+    "map@4": 13 / 30,
     # map@2 / min(2, R): q0 (1/2)/2, q1 0, q2 1/4, q3 0, q4 1/4
     "map@2": 0.15,
     # precision@2 / min(2, R): q0 1/2, q1 0/1, q2 1/2, q3 0, q4 1/2
@@ -141,12 +148,14 @@ def test_random_data_matches_naive_reference(backend, monkeypatch):
 
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
 @pytest.mark.parametrize("cap_from", [0, 4096])
-def test_each_metric_alone_ranks_only_as_deep_as_it_needs_and_matches_reference(backend, cap_from,
-                                                                                 monkeypatch):
+def test_each_metric_alone_ranks_only_as_deep_as_it_needs_and_matches_reference(
+    backend, cap_from, monkeypatch
+):
     # few large classes and many ties: each metric alone runs a shallower pass (first item only,
     # top-k, top-R) than the full ranking mAP forces, with rows cut at the limit (cap_from 0) or
     # sorted up to their farthest positive; every depth must give the reference value
     from evaluation import ranks
+
     monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 150)
     monkeypatch.setattr(ranks, "SORT_CAP_FROM", cap_from)
     rng = np.random.default_rng(3)
@@ -154,7 +163,9 @@ def test_each_metric_alone_ranks_only_as_deep_as_it_needs_and_matches_reference(
     lab = rng.integers(0, 3, 70)
     ref = _naive(x, lab, (1, 4, 20))
     for name, value in ref.items():
-        assert evaluate(x, lab, [name], backend=backend)[name] == pytest.approx(value, abs=1e-12), name
+        assert evaluate(x, lab, [name], backend=backend)[name] == pytest.approx(value, abs=1e-12), (
+            name
+        )
 
 
 @pytest.mark.parametrize("backend", ["torch", "faiss"])
@@ -163,11 +174,14 @@ def test_capped_and_uncapped_rows_in_one_chunk_match_reference(backend, monkeypa
     # list nearly the whole gallery (rows cut at the limit-th item) while classes 2 and 3 list a
     # few items (rows sorted whole), interleaved within each 10-row chunk
     from evaluation import ranks
+
     monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 800)
     monkeypatch.setattr(ranks, "SORT_CAP_FROM", 30)
     rng = np.random.default_rng(5)
     lab = rng.permutation(np.repeat(np.arange(4), 20))
-    x = (np.array([[0, 0], [40, 0], [0, 40], [40, 40]])[lab] + rng.integers(-2, 3, (80, 2))).astype(np.float32)
+    x = (np.array([[0, 0], [40, 0], [0, 40], [40, 40]])[lab] + rng.integers(-2, 3, (80, 2))).astype(
+        np.float32
+    )
     for c in (0, 1):
         x[np.flatnonzero(lab == c)[0]] = [200 + 50 * c, 200]
     counts, cap_rows = [], ranks._cap_rows
@@ -179,7 +193,9 @@ def test_capped_and_uncapped_rows_in_one_chunk_match_reference(backend, monkeypa
     monkeypatch.setattr(ranks, "_cap_rows", spy)
     ref = _naive(x, lab, (1,))
     for name in ("map@5", "mAP_at_r"):
-        assert evaluate(x, lab, [name], backend=backend)[name] == pytest.approx(ref[name], abs=1e-12), name
+        assert evaluate(x, lab, [name], backend=backend)[name] == pytest.approx(
+            ref[name], abs=1e-12
+        ), name
     mixed = [int((n > 30).sum()) for n in counts]
     assert any(0 < m < 10 for m in mixed), mixed  # some chunk held both kinds of row
 
@@ -187,8 +203,19 @@ def test_capped_and_uncapped_rows_in_one_chunk_match_reference(backend, monkeypa
 def test_torch_faiss_and_chunking_agree(monkeypatch):
     rng = np.random.default_rng(1)
     x, lab = rng.normal(size=(80, 16)).astype(np.float32), rng.integers(0, 10, 80)
-    names = ["e_recall@1", "e_recall@8", "c_recall@2", "mAP_c", "mAP_1000", "c_mAP", "r_precision",
-             "precision@3", "mrr", "fnmr@0.1", "c_fnmr@0.01"]
+    names = [
+        "e_recall@1",
+        "e_recall@8",
+        "c_recall@2",
+        "mAP_c",
+        "mAP_1000",
+        "c_mAP",
+        "r_precision",
+        "precision@3",
+        "mrr",
+        "fnmr@0.1",
+        "c_fnmr@0.01",
+    ]
     a = evaluate(x, lab, names)
     b = evaluate(x, lab, names, backend="faiss")
     monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 1)
@@ -201,10 +228,24 @@ def test_device_code_path_on_the_cpu_gives_the_same_values(monkeypatch):
     # with numpy's CPU shortcuts off, the CPU runs exactly the torch code a GPU runs: every
     # retrieval value must be the same, with rows cut at the limit and sorted whole
     from evaluation import ranks
+
     rng = np.random.default_rng(6)
     x, lab = rng.integers(-2, 3, size=(90, 3)).astype(np.float32), rng.integers(0, 4, 90)
-    names = ["e_recall@1", "e_recall@8", "c_recall@2", "mAP_c", "map@5", "mAP", "r_precision",
-             "precision@3", "mrr", "ndcg@4", "c_ndcg@10", "pr_auc", "fnmr@0.1"]
+    names = [
+        "e_recall@1",
+        "e_recall@8",
+        "c_recall@2",
+        "mAP_c",
+        "map@5",
+        "mAP",
+        "r_precision",
+        "precision@3",
+        "mrr",
+        "ndcg@4",
+        "c_ndcg@10",
+        "pr_auc",
+        "fnmr@0.1",
+    ]
     monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 700)
     monkeypatch.setattr(ranks, "SORT_CAP_FROM", 20)
     a = evaluate(x, lab, names, categories=lab % 2)
@@ -219,14 +260,26 @@ def test_cosine_equals_euclidean_on_normalised_inputs():
     lab = rng.integers(0, 6, 80)
     xn = x / np.linalg.norm(x, axis=1, keepdims=True)
     names = ["e_recall@1", "e_recall@4", "mAP_at_r", "mAP", "mrr", "rho_spectrum@2", "pcf@0.9"]
-    cos = evaluate(x, lab, ["c_recall@1", "c_recall@4", "c_mAP_at_r", "c_mAP", "c_mrr", "c_rho_spectrum@2",
-                            "c_pcf@0.9"])
+    cos = evaluate(
+        x,
+        lab,
+        [
+            "c_recall@1",
+            "c_recall@4",
+            "c_mAP_at_r",
+            "c_mAP",
+            "c_mrr",
+            "c_rho_spectrum@2",
+            "c_pcf@0.9",
+        ],
+    )
     euc = evaluate(xn, lab, names)
     for n in names:
-        c = "c_recall" + n[len("e_recall"):] if n.startswith("e_") else "c_" + n
+        c = "c_recall" + n[len("e_recall") :] if n.startswith("e_") else "c_" + n
         assert cos[c] == pytest.approx(euc[n], abs=1e-9), n
     assert evaluate(x, lab, ["c_dists@intra"])["c_dists@intra"] == pytest.approx(
-        evaluate(x, lab, ["dists@intra"])["dists@intra"])
+        evaluate(x, lab, ["dists@intra"])["dists@intra"]
+    )
 
 
 def test_fnmr_hand_computed():
@@ -270,7 +323,10 @@ def test_clustering_hand_computed():
 
 def test_f1_contingency():
     # classes 0 0 0 1 1, clusters 0 0 1 1 1: same cluster 1+3 = 4, same class 3+1 = 4, both 1+1 = 2
-    assert F1(value=None, cosine=False).score(np.array([0, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 1])) == 0.5
+    assert (
+        F1(value=None, cosine=False).score(np.array([0, 0, 0, 1, 1]), np.array([0, 0, 1, 1, 1]))
+        == 0.5
+    )
 
 
 def test_dists_hand_computed():
@@ -288,7 +344,9 @@ def test_rho_spectrum_hand_computed():
     # singular values of diag(4, 3, 1): 4 3 1. @2 drops 4 → s = (3/4, 1/4)
     # KL(U‖s) = ½ ln(½ / ¾) + ½ ln(½ / ¼) = ½ ln(4/3); KL(s‖U) = ¾ ln(3/2) + ¼ ln(1/2)
     x = np.diag([4.0, 3.0, 1.0]).astype(np.float32)
-    out = evaluate(x, [0, 1, 2], ["rho_spectrum@2", "rho_spectrum@-2", "rho_spectrum@1", "rho_spectrum@0"])
+    out = evaluate(
+        x, [0, 1, 2], ["rho_spectrum@2", "rho_spectrum@-2", "rho_spectrum@1", "rho_spectrum@0"]
+    )
     assert out["rho_spectrum@2"] == pytest.approx(0.5 * math.log(4 / 3))
     assert out["rho_spectrum@-2"] == pytest.approx(0.75 * math.log(1.5) + 0.25 * math.log(0.5))
     s = np.array([4, 3, 1]) / 8
@@ -306,14 +364,36 @@ def test_pcf_hand_computed():
 
 
 def test_every_registered_metric_has_a_hand_case():
-    covered = {"e_recall", "cmc", "precision_at_1", "mrr", "map_full", "r_precision", "map_at_r", "map_c",
-               "map_1000", "map_lim", "map", "precision", "fnmr", "nmi", "ami", "f1", "dists",
-               "rho_spectrum", "pcf", "ndcg", "pr_auc"}
+    covered = {
+        "e_recall",
+        "cmc",
+        "precision_at_1",
+        "mrr",
+        "map_full",
+        "r_precision",
+        "map_at_r",
+        "map_c",
+        "map_1000",
+        "map_lim",
+        "map",
+        "precision",
+        "fnmr",
+        "nmi",
+        "ami",
+        "f1",
+        "dists",
+        "rho_spectrum",
+        "pcf",
+        "ndcg",
+        "pr_auc",
+    }
     assert set(METRICS.names()) == covered
 
 
-@pytest.mark.parametrize("bad", ["e_recal@1", "e_recall", "e_recall@x", "e_recall@0", "nmi@3",
-                                 "dists@outer", "fnmr@2", "c_"])
+@pytest.mark.parametrize(
+    "bad",
+    ["e_recal@1", "e_recall", "e_recall@x", "e_recall@0", "nmi@3", "dists@outer", "fnmr@2", "c_"],
+)
 def test_check_metric_names_errors(bad):
     with pytest.raises(RegistryError) as err:
         check_metric_names(["e_recall@1", bad])
@@ -322,17 +402,55 @@ def test_check_metric_names_errors(bad):
 
 
 def test_check_metric_names_accepts_legacy_and_modern():
-    check_metric_names(["e_recall@4", "c_recall@1", "nmi", "c_nmi", "f1", "mAP_c", "c_mAP_1000", "mAP_lim",
-                        "mAP", "dists@intra_over_inter", "rho_spectrum@-1", "rho_spectrum@0", "fnmr@0.001",
-                        "precision_at_1", "r_precision", "mAP_at_r", "ami", "cmc@5", "precision@5", "map@10",
-                        "pcf@0.9", "mrr", "ndcg@10", "c_ndcg@1", "pr_auc", "c_pr_auc"])
+    check_metric_names(
+        [
+            "e_recall@4",
+            "c_recall@1",
+            "nmi",
+            "c_nmi",
+            "f1",
+            "mAP_c",
+            "c_mAP_1000",
+            "mAP_lim",
+            "mAP",
+            "dists@intra_over_inter",
+            "rho_spectrum@-1",
+            "rho_spectrum@0",
+            "fnmr@0.001",
+            "precision_at_1",
+            "r_precision",
+            "mAP_at_r",
+            "ami",
+            "cmc@5",
+            "precision@5",
+            "map@10",
+            "pcf@0.9",
+            "mrr",
+            "ndcg@10",
+            "c_ndcg@1",
+            "pr_auc",
+            "c_pr_auc",
+        ]
+    )
 
 
 def test_cli(tmp_path):
     np.save(tmp_path / "e.npy", XA)
     np.save(tmp_path / "l.npy", LA)
-    cmd = [sys.executable, "-m", "evaluation", "--embeddings", str(tmp_path / "e.npy"), "--labels",
-           str(tmp_path / "l.npy"), "--metrics", "e_recall@2", "rho_spectrum@0", "--json", str(tmp_path / "o.json")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "evaluation",
+        "--embeddings",
+        str(tmp_path / "e.npy"),
+        "--labels",
+        str(tmp_path / "l.npy"),
+        "--metrics",
+        "e_recall@2",
+        "rho_spectrum@0",
+        "--json",
+        str(tmp_path / "o.json"),
+    ]
     run = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     assert "e_recall@2" in run.stdout
@@ -342,9 +460,17 @@ def test_cli(tmp_path):
 
 def test_cli_main_rejects_bad_input(tmp_path, capsys):
     from evaluation.__main__ import main
+
     np.save(tmp_path / "e.npy", XA)
     np.save(tmp_path / "l.npy", LA[:3])
-    args = ["--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy"), "--metrics", "nmi"]
+    args = [
+        "--embeddings",
+        str(tmp_path / "e.npy"),
+        "--labels",
+        str(tmp_path / "l.npy"),
+        "--metrics",
+        "nmi",
+    ]
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1 and "labels" in err
@@ -369,12 +495,15 @@ def test_non_finite_embeddings_are_refused_in_one_line(bad):
         evaluate(torch.from_numpy(x[:4]), LA[:4], ["mrr"])
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"device": "gpu"}, "device must be cpu, cuda or cuda:N"),
-    ({"kmeans": "sklearn"}, "kmeans must be one of"),
-    ({"backend": "annoy"}, "backend must be"),
-    ({"n_clusters": 0}, "n_clusters must be at least 1"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"device": "gpu"}, "device must be cpu, cuda or cuda:N"),
+        ({"kmeans": "sklearn"}, "kmeans must be one of"),
+        ({"backend": "annoy"}, "backend must be"),
+        ({"n_clusters": 0}, "n_clusters must be at least 1"),
+    ],
+)
 def test_bad_options_are_one_line(kw, message):
     with pytest.raises(ValueError, match=message) as err:
         evaluate(XA, LA, ["nmi"], **kw)
@@ -389,19 +518,38 @@ def test_cuda_without_a_gpu_is_one_line():
 
 def test_cli_refuses_non_finite_embeddings(tmp_path, capsys):
     from evaluation.__main__ import main
+
     x = XA.copy()
     x[2, 0] = np.nan
     np.save(tmp_path / "e.npy", x)
     np.save(tmp_path / "l.npy", LA)
-    args = ["--embeddings", str(tmp_path / "e.npy"), "--labels", str(tmp_path / "l.npy"), "--metrics"]
+    args = [
+        "--embeddings",
+        str(tmp_path / "e.npy"),
+        "--labels",
+        str(tmp_path / "l.npy"),
+        "--metrics",
+    ]
     assert main(args + ["e_recall@1"]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "e.npy" in err and "1 of 5 rows" in err and "first: row 2" in err
+    assert (
+        err.count("\n") == 1 and "e.npy" in err and "1 of 5 rows" in err and "first: row 2" in err
+    )
     # the real command line with nmi (faiss used to raise a traceback there)
-    run = subprocess.run([sys.executable, "-m", "evaluation", *args, "nmi"], cwd=ROOT, check=False,
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "evaluation", *args, "nmi"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr.count("\n") == 1 and "Traceback" not in run.stderr and "1 of 5 rows" in run.stderr
+    assert (
+        run.stderr.count("\n") == 1
+        and "Traceback" not in run.stderr
+        and "1 of 5 rows" in run.stderr
+    )
 
 
 class _Indexed(torch.utils.data.Dataset):
@@ -430,7 +578,9 @@ def test_compute_embeddings_orders_by_index_and_restores_mode():
 
 
 def test_package_exports():
-    assert {"METRICS", "evaluate", "compute_embeddings", "check_metric_names"} <= set(evaluation.__all__)
+    assert {"METRICS", "evaluate", "compute_embeddings", "check_metric_names"} <= set(
+        evaluation.__all__
+    )
 
 
 # ---- ndcg@k (binary relevance) -------------------------------------------------------------------
@@ -438,9 +588,9 @@ def test_package_exports():
 # q1, q3 [2] (R 1). The gain of rank r is 1/log2(r + 2); IDCG@k sums 1/log2(i + 1), i ≤ min(k, R).
 L3, L5 = 1 / math.log2(3), 1 / math.log2(5)
 EXPECTED_NDCG_A = {
-    "ndcg@1": 0.0,                                          # no query has a relevant item first
-    "ndcg@2": 3 * (L3 / (1 + L3)) / 5,                      # q1, q3: their item at rank 2 is out
-    "ndcg@3": (3 * (L3 / (1 + L3)) + 2 * 0.5) / 5,          # q1, q3: 1/log2(4) / 1
+    "ndcg@1": 0.0,  # no query has a relevant item first
+    "ndcg@2": 3 * (L3 / (1 + L3)) / 5,  # q1, q3: their item at rank 2 is out
+    "ndcg@3": (3 * (L3 / (1 + L3)) + 2 * 0.5) / 5,  # q1, q3: 1/log2(4) / 1
     "ndcg@10": (3 * ((L3 + L5) / (1 + L3)) + 2 * 0.5) / 5,
 }
 
@@ -476,6 +626,7 @@ def _sklearn_rows(x, lab, isq, isg, ign=None, cosine=False):
 @pytest.mark.parametrize("split", [False, True])
 def test_ndcg_matches_sklearn(split):
     from sklearn.metrics import ndcg_score
+
     rng = np.random.default_rng(11)
     x, lab = rng.normal(size=(50, 4)).astype(np.float32), rng.integers(0, 6, 50)
     isq = rng.random(50) < 0.6 if split else np.ones(50, bool)
@@ -507,6 +658,7 @@ def test_pr_auc_hand_computed():
 @pytest.mark.parametrize("integer", [False, True])
 def test_pr_auc_matches_sklearn_on_flattened_pairs(integer, monkeypatch):
     from sklearn.metrics import average_precision_score
+
     monkeypatch.setattr(knn, "CHUNK_ELEMENTS", 211)  # a few queries per block
     rng = np.random.default_rng(12)
     n = 60
@@ -516,20 +668,29 @@ def test_pr_auc_matches_sklearn_on_flattened_pairs(integer, monkeypatch):
         # small integers: exact float32 distances with many ties between positives and negatives
         # (grouped alike by both); every sample both query and gallery, or overlapping sides
         x = rng.integers(-2, 3, size=(n, 3)).astype(np.float32)
-        cases = [({}, None), ({"is_query": isq, "is_gallery": rng.random(n) < 0.8,
-                               "ignore_ids": ign}, ign)]
+        cases = [
+            ({}, None),
+            ({"is_query": isq, "is_gallery": rng.random(n) < 0.8, "ignore_ids": ign}, ign),
+        ]
     else:
         # disjoint sides: a pair (i, j) and its twin (j, i) are exact ties in float64 but may
         # differ by an ulp in float32, which splits their threshold (a 1e-5 effect on AP)
         x = rng.normal(size=(n, 5)).astype(np.float32)
         cases = [({"is_query": isq, "is_gallery": ~isq}, None)]
-    for cosine in ((False,) if integer else (False, True)):
+    for cosine in (False,) if integer else (False, True):
         name = "c_pr_auc" if cosine else "pr_auc"
         for kw, ids in cases:
-            rows = _sklearn_rows(x, lab, kw.get("is_query", np.ones(n, bool)),
-                                 kw.get("is_gallery", np.ones(n, bool)), ids, cosine)
-            want = average_precision_score(np.concatenate([r for r, _ in rows]),
-                                           np.concatenate([s for _, s in rows]))
+            rows = _sklearn_rows(
+                x,
+                lab,
+                kw.get("is_query", np.ones(n, bool)),
+                kw.get("is_gallery", np.ones(n, bool)),
+                ids,
+                cosine,
+            )
+            want = average_precision_score(
+                np.concatenate([r for r, _ in rows]), np.concatenate([s for _, s in rows])
+            )
             for backend in ("torch", "faiss"):
                 got = evaluate(x, lab, [name], backend=backend, **kw)[name]
                 assert got == pytest.approx(want, abs=1e-12), (name, kw.keys(), backend)
@@ -558,13 +719,17 @@ def test_a_new_kind_is_one_class_with_its_pass():
         @classmethod
         def run(cls, ctx, metrics):
             cls.calls += 1  # one shared pass for every metric of the kind
-            return {key(m.name, c): float(mask.sum() * m.value) for m in metrics
-                    for c, mask in ctx.groups}
+            return {
+                key(m.name, c): float(mask.sum() * m.value)
+                for m in metrics
+                for c, mask in ctx.groups
+            }
 
     try:
         METRICS.register("test_count")(type("Count", (Counting,), {"arg": "int"}))
-        out = evaluate(XA, LA, ["test_count@1", "test_count@2", "e_recall@1"],
-                       categories=list("xxyyx"))
+        out = evaluate(
+            XA, LA, ["test_count@1", "test_count@2", "e_recall@1"], categories=list("xxyyx")
+        )
         assert out["test_count@2"] == 10.0 and out["test_count@1/cat=y"] == 2.0
         assert out["e_recall@1"] == 0.0 and Counting.calls == 1
         with pytest.raises(TypeError, match="defined twice"):
@@ -577,6 +742,7 @@ def test_a_new_kind_is_one_class_with_its_pass():
 
 def test_every_metric_belongs_to_a_kind_with_a_pass():
     from evaluation.names import KINDS
+
     assert set(KINDS) >= {"retrieval", "clustering", "space", "pairs"}
     for name in METRICS.names():
         cls = METRICS.get(name)
@@ -585,19 +751,36 @@ def test_every_metric_belongs_to_a_kind_with_a_pass():
 
 def test_n_pos_is_computed_once(monkeypatch):
     from evaluation import context
+
     calls = []
     real = context.n_relevant
     monkeypatch.setattr(context, "n_relevant", lambda *a: calls.append(1) or real(*a))
-    evaluate(XA, LA, ["e_recall@1", "mAP_at_r", "fnmr@0.1", "pr_auc", "c_fnmr@0.1", "nmi"],
-             categories=list("xxyyx"))
+    evaluate(
+        XA,
+        LA,
+        ["e_recall@1", "mAP_at_r", "fnmr@0.1", "pr_auc", "c_fnmr@0.1", "nmi"],
+        categories=list("xxyyx"),
+    )
     assert len(calls) == 1
 
 
 def test_new_metric_names_pass_the_command_line_validation():
     import parameters
-    opt = parameters.parse_args(["--dataset", "glyphs", "--arch", "smallnet_normalize",
-                                 "--evaluation_metrics", "e_recall@1", "ndcg@10", "pr_auc",
-                                 "c_pr_auc", "c_ndcg@5"])
+
+    opt = parameters.parse_args(
+        [
+            "--dataset",
+            "glyphs",
+            "--arch",
+            "smallnet_normalize",
+            "--evaluation_metrics",
+            "e_recall@1",
+            "ndcg@10",
+            "pr_auc",
+            "c_pr_auc",
+            "c_ndcg@5",
+        ]
+    )
     assert "pr_auc" in opt.evaluation_metrics
     with pytest.raises(RegistryError, match="k must be at least 1"):
         check_metric_names(["ndcg@0"])
@@ -628,13 +811,16 @@ def test_torch_kmeans_agrees_with_faiss_on_clustered_data():
             assert t[n] == pytest.approx(best[n], abs=0.01), (n, seed, t, best)
     # overlapping blobs: both have local minima; over seeds torch is not worse than faiss
     x, lab = _blobs(1, 2.5)
-    mean = {km: np.mean([evaluate(x, lab, ["nmi"], kmeans=km, seed=s)["nmi"] for s in range(3)])
-            for km in ("faiss", "torch")}
+    mean = {
+        km: np.mean([evaluate(x, lab, ["nmi"], kmeans=km, seed=s)["nmi"] for s in range(3)])
+        for km in ("faiss", "torch")
+    }
     assert mean["torch"] >= mean["faiss"] - 0.02, mean
 
 
 def test_torch_kmeans_is_seeded_and_hand_case_holds():
     from evaluation.kmeans import resolve, torch_kmeans
+
     x, _ = _blobs(2, 2.5)
     a, ca = torch_kmeans(torch.from_numpy(x), 20, False, seed=3)
     b, cb = torch_kmeans(torch.from_numpy(x), 20, False, seed=3)
@@ -647,7 +833,9 @@ def test_torch_kmeans_is_seeded_and_hand_case_holds():
     rng = np.random.default_rng(4)
     centres = np.array([[7, 7]] * 4 + [[10, 0]] * 2 + [[0, 10]] * 2, np.float32)
     x = centres + 0.01 * rng.normal(size=centres.shape).astype(np.float32)
-    out = evaluate(x, [0, 0, 0, 0, 1, 1, 1, 1], ["f1", "nmi", "c_nmi"], n_clusters=3, kmeans="torch")
+    out = evaluate(
+        x, [0, 0, 0, 0, 1, 1, 1, 1], ["f1", "nmi", "c_nmi"], n_clusters=3, kmeans="torch"
+    )
     assert out["f1"] == pytest.approx(0.8) and out["nmi"] == pytest.approx(0.8)
     assert out["c_nmi"] == pytest.approx(0.8)
     # auto: faiss on the CPU; on CUDA torch unless faiss has GPUs

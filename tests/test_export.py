@@ -1,5 +1,6 @@
 """``python -m export``: ONNX (onnxruntime, CPU) and TorchScript give PyTorch's embeddings within
 1e-4 on batches of several sizes; the preprocessing spec is written beside and inside the file."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,42 @@ BATCHES = (1, 3, 8)
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("export")
-    argv = ["--dataset", "glyphs", "--source_path", str(root / "data"),
-            "--dataset_glyphs_n_classes", "16", "--dataset_glyphs_per_class", "6",
-            "--save_path", str(root / "runs"), "--project", "p", "--group", "g",
-            "--arch", "smallnet_normalize", "--arch_smallnet_width", "8", "--not_pretrained",
-            "--embed_dim", "12", "--bs", "16", "--samples_per_class", "4", "--n_epochs", "1",
-            "--iters_per_epoch", "2", "--kernels", "0", "--no_train_metrics",
-            "--evaluation_metrics", "e_recall@1"]
+    argv = [
+        "--dataset",
+        "glyphs",
+        "--source_path",
+        str(root / "data"),
+        "--dataset_glyphs_n_classes",
+        "16",
+        "--dataset_glyphs_per_class",
+        "6",
+        "--save_path",
+        str(root / "runs"),
+        "--project",
+        "p",
+        "--group",
+        "g",
+        "--arch",
+        "smallnet_normalize",
+        "--arch_smallnet_width",
+        "8",
+        "--not_pretrained",
+        "--embed_dim",
+        "12",
+        "--bs",
+        "16",
+        "--samples_per_class",
+        "4",
+        "--n_epochs",
+        "1",
+        "--iters_per_epoch",
+        "2",
+        "--kernels",
+        "0",
+        "--no_train_metrics",
+        "--evaluation_metrics",
+        "e_recall@1",
+    ]
     assert main.main(argv) == 0
     return root / "runs" / "p" / "g_s1" / "checkpoints" / "best.pt"
 
@@ -74,19 +104,29 @@ def test_cli_export_matches_pytorch_with_dynamic_batch(run, tmp_path, fmt, capsy
     beside = json.loads(out.with_name(out.name + ".preprocessing.json").read_text())
     assert inside == beside
     spec = beside["input"]
-    assert (spec["size"], spec["resize"], spec["channels"], spec["channel_order"]) == \
-        (32, 32, 1, "L")
+    assert (spec["size"], spec["resize"], spec["channels"], spec["channel_order"]) == (
+        32,
+        32,
+        1,
+        "L",
+    )
     assert spec["mean"] == [0.5] and spec["std"] == [0.5] and spec["layout"] == "NCHW"
-    assert beside["output"] == {"name": "embeddings", "layer": "head", "dim": 12,
-                                "l2_normalized": True}
+    assert beside["output"] == {
+        "name": "embeddings",
+        "layer": "head",
+        "dim": 12,
+        "l2_normalized": True,
+    }
 
 
 def test_pretrained_efficientnet_lite0_exports_to_both(tmp_path):
     torch.manual_seed(0)
-    model = build_model("efficientnet_lite0_frozen_normalize", embed_dim=8, pretrained=True,
-                        image_size=64).eval()
-    saved = SavedModel(model, {"arch": "efficientnet_lite0_frozen_normalize"}, tmp_path,
-                       tmp_path / "best.pt", 3)
+    model = build_model(
+        "efficientnet_lite0_frozen_normalize", embed_dim=8, pretrained=True, image_size=64
+    ).eval()
+    saved = SavedModel(
+        model, {"arch": "efficientnet_lite0_frozen_normalize"}, tmp_path, tmp_path / "best.pt", 3
+    )
     onnx_path, spec_path = export(saved, "onnx", tmp_path / "lite0.onnx")
     spec = _check_onnx(onnx_path, model, (3, 64, 64))
     assert spec["input"]["channel_order"] == "RGB" and spec["input"]["resize"] == 73
@@ -99,7 +139,18 @@ def test_pretrained_efficientnet_lite0_exports_to_both(tmp_path):
 
 def test_bad_checkpoint_fails_in_one_line(tmp_path, capsys):
     (tmp_path / "x.pt").write_bytes(b"not a checkpoint")
-    assert export_main(["--checkpoint", str(tmp_path / "x.pt"), "--format", "onnx",
-                        "--out", str(tmp_path / "m.onnx")]) == 2
+    assert (
+        export_main(
+            [
+                "--checkpoint",
+                str(tmp_path / "x.pt"),
+                "--format",
+                "onnx",
+                "--out",
+                str(tmp_path / "m.onnx"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("export: error:")

@@ -6,6 +6,7 @@ connected zero without valid tuples, parameter groups, legacy flags, memory-bank
 Tuple losses get tiny in-test miners (all valid triplets; first positive per anchor; every anchor
 with a positive), so these tests do not depend on ``batch_mining``'s own miners.
 """
+
 from __future__ import annotations
 
 import math
@@ -88,7 +89,9 @@ def build(name: str, **hyper):
     return LOSSES.build(name, opt, miner=miner, n_classes=N_CLASSES, embed_dim=DIM)
 
 
-def embeddings(seed: int, n: int = len(LABELS), dim: int = DIM, dtype=torch.float64) -> torch.Tensor:
+def embeddings(
+    seed: int, n: int = len(LABELS), dim: int = DIM, dtype=torch.float64
+) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     return F.normalize(torch.randn(n, dim, generator=g, dtype=dtype), dim=1)
 
@@ -140,7 +143,9 @@ def ref_triplet(x, y, h, P):
     terms = []
     for a, p, n in triplets_of(y):
         d_ap, d_an = sqdist(x[a], x[p]), sqdist(x[a], x[n])
-        terms.append(torch.log(1 + torch.exp(d_ap - d_an)) if h["soft"] else relu(d_ap - d_an + h["margin"]))
+        terms.append(
+            torch.log(1 + torch.exp(d_ap - d_an)) if h["soft"] else relu(d_ap - d_an + h["margin"])
+        )
     return mean(terms)
 
 
@@ -149,11 +154,14 @@ def ref_margin(x, y, h, P):
     total, active = 0, 0
     for a, p, n in triplets_of(y):
         b = beta[int(y[a])]
-        pos, neg = relu(dist(x[a], x[p]) - b + h["margin"]), relu(b - dist(x[a], x[n]) + h["margin"])
+        pos, neg = (
+            relu(dist(x[a], x[p]) - b + h["margin"]),
+            relu(b - dist(x[a], x[n]) + h["margin"]),
+        )
         active += int(pos > 0) + int(neg > 0)
         total = total + pos + neg + h["nu"] * b
     n_triplets = len(list(triplets_of(y)))
-    return total / (active if active else 2 * n_triplets)   # no active hinge: ν·Σβ / 2T
+    return total / (active if active else 2 * n_triplets)  # no active hinge: ν·Σβ / 2T
 
 
 def ref_contrastive(x, y, h, P):
@@ -195,13 +203,22 @@ def ref_npair(x, y, h, P, angular=False):
         p = first_positive(y, a)
         if p is None:
             continue
-        s = sum(torch.exp(torch.dot(x[a], x[n]) - torch.dot(x[a], x[p])) for n in range(len(y)) if y[n] != y[a])
+        s = sum(
+            torch.exp(torch.dot(x[a], x[n]) - torch.dot(x[a], x[p]))
+            for n in range(len(y))
+            if y[n] != y[a]
+        )
         term = torch.log(1 + s)
         if angular:
             t2 = math.tan(math.radians(h["alpha"])) ** 2
             xa, xp = unit(x[a]), unit(x[p])
-            s = sum(torch.exp(4 * t2 * torch.dot(xa + xp, unit(x[n])) - 2 * (1 + t2) * torch.dot(xa, xp))
-                    for n in range(len(y)) if y[n] != y[a])
+            s = sum(
+                torch.exp(
+                    4 * t2 * torch.dot(xa + xp, unit(x[n])) - 2 * (1 + t2) * torch.dot(xa, xp)
+                )
+                for n in range(len(y))
+                if y[n] != y[a]
+            )
             term = term + h["npair_ang_weight"] * torch.log(1 + s)
         terms.append(term)
     l2 = h["npair_l2"] if angular else h["l2"]
@@ -263,8 +280,10 @@ def ref_multisimilarity(x, y, h, P, dropped=None):
             dropped.append(len(pos) + len(neg) - len(kept_pos) - len(kept_neg))
         if not kept_pos or not kept_neg:
             continue
-        terms.append(torch.log(1 + sum(torch.exp(-al * (s - lam)) for s in kept_pos)) / al
-                     + torch.log(1 + sum(torch.exp(be * (s - lam)) for s in kept_neg)) / be)
+        terms.append(
+            torch.log(1 + sum(torch.exp(-al * (s - lam)) for s in kept_pos)) / al
+            + torch.log(1 + sum(torch.exp(be * (s - lam)) for s in kept_neg)) / be
+        )
     # the paper's reduction divides by the batch size, the 2020 harness's by the anchors kept
     return mean(terms) if h["reduction"] == "anchors" else sum(terms) / len(y)
 
@@ -276,7 +295,9 @@ def ref_proxynca(x, y, h, P):
         xi = h["scale"] * unit(x[i])
         d = [sqdist(xi, h["scale"] * unit(W[c])) for c in range(len(W))]
         t = int(y[i])
-        terms.append(-torch.log(torch.exp(-d[t]) / sum(torch.exp(-d[c]) for c in range(len(W)) if c != t)))
+        terms.append(
+            -torch.log(torch.exp(-d[t]) / sum(torch.exp(-d[c]) for c in range(len(W)) if c != t))
+        )
     return mean(terms)
 
 
@@ -286,8 +307,12 @@ def cross_entropy(logits, t):
 
 def ref_softmax(x, y, h, P):
     W = P["class_map"]
-    return mean([cross_entropy([cos(x[i], W[c]) / h["temperature"] for c in range(len(W))], int(y[i]))
-                 for i in range(len(y))])
+    return mean(
+        [
+            cross_entropy([cos(x[i], W[c]) / h["temperature"] for c in range(len(W))], int(y[i]))
+            for i in range(len(y))
+        ]
+    )
 
 
 def arcface_target(c, m, fallback):
@@ -303,16 +328,25 @@ def ref_arcface(x, y, h, P):
     terms = []
     for i in range(len(y)):
         t = int(y[i])
-        logits = [s * (arcface_target(cos(x[i], W[c]), m, h["fallback"]) if c == t
-                       else cos(x[i], W[c])) for c in range(len(W))]
+        logits = [
+            s * (arcface_target(cos(x[i], W[c]), m, h["fallback"]) if c == t else cos(x[i], W[c]))
+            for c in range(len(W))
+        ]
         terms.append(cross_entropy(logits, t))
     return mean(terms)
 
 
 def ref_cosface(x, y, h, P):
     W, s, m = P["class_map"], h["scale"], h["margin"]
-    return mean([cross_entropy([s * (cos(x[i], W[c]) - (m if c == int(y[i]) else 0)) for c in range(len(W))],
-                               int(y[i])) for i in range(len(y))])
+    return mean(
+        [
+            cross_entropy(
+                [s * (cos(x[i], W[c]) - (m if c == int(y[i]) else 0)) for c in range(len(W))],
+                int(y[i]),
+            )
+            for i in range(len(y))
+        ]
+    )
 
 
 def ref_softtriplet(x, y, h, P):
@@ -330,8 +364,12 @@ def ref_softtriplet(x, y, h, P):
         terms.append(cross_entropy(logits, int(y[i])))
     loss = mean(terms)
     if K > 1:
-        reg = sum(torch.sqrt(2 + 1e-5 - 2 * torch.dot(w[c][k], w[c][j]))
-                  for c in range(C) for k in range(K) for j in range(k + 1, K))
+        reg = sum(
+            torch.sqrt(2 + 1e-5 - 2 * torch.dot(w[c][k], w[c][j]))
+            for c in range(C)
+            for k in range(K)
+            for j in range(k + 1, K)
+        )
         loss = loss + h["reg_weight"] * reg / (C * K * (K - 1))
     return loss
 
@@ -339,10 +377,18 @@ def ref_softtriplet(x, y, h, P):
 def ref_proxyanchor(x, y, h, P):
     W, al, dl = P["proxies"], h["alpha"], h["margin"]
     present = sorted({int(v) for v in y})
-    pos = sum(torch.log(1 + sum(torch.exp(-al * (cos(x[i], W[c]) - dl)) for i in range(len(y)) if y[i] == c))
-              for c in present)
-    neg = sum(torch.log(1 + sum(torch.exp(al * (cos(x[i], W[c]) + dl)) for i in range(len(y)) if y[i] != c))
-              for c in range(len(W)))
+    pos = sum(
+        torch.log(
+            1 + sum(torch.exp(-al * (cos(x[i], W[c]) - dl)) for i in range(len(y)) if y[i] == c)
+        )
+        for c in present
+    )
+    neg = sum(
+        torch.log(
+            1 + sum(torch.exp(al * (cos(x[i], W[c]) + dl)) for i in range(len(y)) if y[i] != c)
+        )
+        for c in range(len(W))
+    )
     return pos / len(present) + neg / len(W)
 
 
@@ -414,7 +460,10 @@ def ref_supcon(x, y, h, P):
 
 REFERENCES = {
     "triplet": (ref_triplet, [{}, {"margin": 0.5}, {"soft": True}]),
-    "margin": (ref_margin, [{}, {"beta_constant": True}, {"nu": 0.3}, {"beta": 0.6, "margin": 0.4, "nu": 0.1}]),
+    "margin": (
+        ref_margin,
+        [{}, {"beta_constant": True}, {"nu": 0.3}, {"beta": 0.6, "margin": 0.4, "nu": 0.1}],
+    ),
     "contrastive": (ref_contrastive, [{}, {"pos_margin": 0.3, "neg_margin": 0.9}]),
     "quadruplet": (ref_quadruplet, [{}, {"margin_alpha_1": 0.6, "margin_alpha_2": 0.1}]),
     "snr": (ref_snr, [{}, {"margin": 0.6, "reg_lambda": 0.2}, {"reg_lambda": 0.0}]),
@@ -422,22 +471,44 @@ REFERENCES = {
     "angular": (ref_angular, [{}, {"alpha": 30.0, "npair_ang_weight": 0.5, "npair_l2": 0.02}]),
     "lifted": (ref_lifted, [{}, {"neg_margin": 0.4, "l2": 0.0}]),
     "histogram": (ref_histogram, [{}, {"nbins": 11}]),
-    "multisimilarity": (ref_multisimilarity, [{}, {"pos_weight": 1.0, "neg_weight": 10.0, "margin": -0.05,
-                                                   "thresh": 0.2}, {"reduction": "anchors"}]),
+    "multisimilarity": (
+        ref_multisimilarity,
+        [
+            {},
+            {"pos_weight": 1.0, "neg_weight": 10.0, "margin": -0.05, "thresh": 0.2},
+            {"reduction": "anchors"},
+        ],
+    ),
     "proxynca": (ref_proxynca, [{}, {"scale": 1.0}]),
     "softmax": (ref_softmax, [{}, {"temperature": 0.5}]),
-    "arcface": (ref_arcface, [{}, {"angular_margin": 0.2, "feature_scale": 30.0},
-                              {"angular_margin": 1.5}, {"angular_margin": 1.5, "fallback": False}]),
+    "arcface": (
+        ref_arcface,
+        [
+            {},
+            {"angular_margin": 0.2, "feature_scale": 30.0},
+            {"angular_margin": 1.5},
+            {"angular_margin": 1.5, "fallback": False},
+        ],
+    ),
     "cosface": (ref_cosface, [{}, {"margin": 0.1, "scale": 10.0}]),
-    "softtriplet": (ref_softtriplet, [{}, {"n_centroids": 3, "margin_delta": 0.1, "gamma": 0.5, "lam": 20.0},
-                                      {"n_centroids": 1}, {"reg_weight": 0.0}]),
+    "softtriplet": (
+        ref_softtriplet,
+        [
+            {},
+            {"n_centroids": 3, "margin_delta": 0.1, "gamma": 0.5, "lam": 20.0},
+            {"n_centroids": 1},
+            {"reg_weight": 0.0},
+        ],
+    ),
     "proxyanchor": (ref_proxyanchor, [{}, {"margin": 0.2, "alpha": 8.0}]),
     "fastap": (ref_fastap, [{}, {"num_bins": 4}]),
     "circle": (ref_circle, [{}, {"m": 0.25, "gamma": 32.0}]),
     "ntxent": (ref_ntxent, [{}, {"temperature": 0.5}]),
     "supcon": (ref_supcon, [{}, {"temperature": 0.5}]),
 }
-CASES = [(name, i, over) for name, (_, variants) in REFERENCES.items() for i, over in enumerate(variants)]
+CASES = [
+    (name, i, over) for name, (_, variants) in REFERENCES.items() for i, over in enumerate(variants)
+]
 
 
 def test_every_registered_loss_has_a_reference():
@@ -484,7 +555,7 @@ def test_multisimilarity_reductions_differ_by_the_share_of_anchors_kept():
     paper, harness = build("multisimilarity"), build("multisimilarity", reduction="anchors")
     assert paper.reduction == "batch"
     kept = paper(x, labels).item(), harness(x, labels).item()
-    kept_anchors = round(paper.last_logs["active"] * len(labels))   # logs hold float32
+    kept_anchors = round(paper.last_logs["active"] * len(labels))  # logs hold float32
     share = kept_anchors / len(labels)
     assert 0 < share < 1
     assert kept[0] == pytest.approx(kept[1] * share, rel=1e-12)
@@ -497,9 +568,12 @@ def test_multisimilarity_reductions_differ_by_the_share_of_anchors_kept():
 def arcface_on_a_circle(fallback: bool, m: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
     """ArcFace's loss for embeddings at angle θ ∈ (0, π) from their class weight e1, the other
     class weight e3 orthogonal to all of them (its logit stays 0): (θ, loss(θ)), float64."""
-    loss_fn = LOSSES.build("arcface", {"loss_arcface_angular_margin": m,
-                                       "loss_arcface_fallback": fallback},
-                           n_classes=2, embed_dim=3).double()
+    loss_fn = LOSSES.build(
+        "arcface",
+        {"loss_arcface_angular_margin": m, "loss_arcface_fallback": fallback},
+        n_classes=2,
+        embed_dim=3,
+    ).double()
     with torch.no_grad():
         loss_fn.class_map.copy_(torch.tensor([[1.0, 0, 0], [0, 0, 1.0]]))
     theta = torch.linspace(0.01, math.pi - 0.01, 400, dtype=torch.float64)
@@ -529,7 +603,7 @@ def test_margin_without_active_hinge_keeps_the_beta_regulariser_over_2T():
     zero; the embeddings get no gradient either way."""
     labels = torch.tensor([0, 0, 1, 1, 2, 2])
     x = torch.zeros(6, DIM, dtype=torch.float64)
-    x[2:4, 0], x[4:, 1] = 3.0, 3.0                 # classes 3 apart, each a single point
+    x[2:4, 0], x[4:, 1] = 3.0, 3.0  # classes 3 apart, each a single point
     for nu in (0.0, 0.3):
         loss_fn = build("margin", nu=nu).double()
         with torch.no_grad():
@@ -564,7 +638,9 @@ def test_pk_batch_gives_finite_loss_and_gradients(name):
     assert loss.dtype == torch.float32 and loss.dim() == 0 and torch.isfinite(loss)
     loss.backward()
     assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
-    assert loss_fn.last_logs and all(isinstance(v, float) and math.isfinite(v) for v in loss_fn.last_logs.values())
+    assert loss_fn.last_logs and all(
+        isinstance(v, float) and math.isfinite(v) for v in loss_fn.last_logs.values()
+    )
     for p in loss_fn.parameters():
         assert p.dtype == torch.float32 and torch.isfinite(p.grad).all()
 
@@ -631,24 +707,48 @@ def test_param_groups_follow_their_flags():
 LEGACY_FLAGS = {
     "contrastive": {"--loss_contrastive_pos_margin": 0, "--loss_contrastive_neg_margin": 1},
     "triplet": {"--loss_triplet_margin": 0.2},
-    "margin": {"--loss_margin_margin": 0.2, "--loss_margin_beta_lr": 5e-4, "--loss_margin_beta": 1.2,
-               "--loss_margin_nu": 0, "--loss_margin_beta_constant": False},
+    "margin": {
+        "--loss_margin_margin": 0.2,
+        "--loss_margin_beta_lr": 5e-4,
+        "--loss_margin_beta": 1.2,
+        "--loss_margin_nu": 0,
+        "--loss_margin_beta_constant": False,
+    },
     "proxynca": {"--loss_proxynca_lrmulti": 50},
     "npair": {"--loss_npair_l2": 0.005},
-    "angular": {"--loss_angular_alpha": 45, "--loss_angular_npair_ang_weight": 2,
-                "--loss_angular_npair_l2": 0.005},
-    "multisimilarity": {"--loss_multisimilarity_pos_weight": 2, "--loss_multisimilarity_neg_weight": 40,
-                        "--loss_multisimilarity_margin": 0.1, "--loss_multisimilarity_thresh": 0.5},
+    "angular": {
+        "--loss_angular_alpha": 45,
+        "--loss_angular_npair_ang_weight": 2,
+        "--loss_angular_npair_l2": 0.005,
+    },
+    "multisimilarity": {
+        "--loss_multisimilarity_pos_weight": 2,
+        "--loss_multisimilarity_neg_weight": 40,
+        "--loss_multisimilarity_margin": 0.1,
+        "--loss_multisimilarity_thresh": 0.5,
+    },
     "lifted": {"--loss_lifted_neg_margin": 1, "--loss_lifted_l2": 0.005},
-    "quadruplet": {"--loss_quadruplet_margin_alpha_1": 0.2, "--loss_quadruplet_margin_alpha_2": 0.2},
-    "softtriplet": {"--loss_softtriplet_n_centroids": 2, "--loss_softtriplet_margin_delta": 0.01,
-                    "--loss_softtriplet_gamma": 0.1, "--loss_softtriplet_lambda": 8,
-                    "--loss_softtriplet_reg_weight": 0.2, "--loss_softtriplet_lrmulti": 1},
+    "quadruplet": {
+        "--loss_quadruplet_margin_alpha_1": 0.2,
+        "--loss_quadruplet_margin_alpha_2": 0.2,
+    },
+    "softtriplet": {
+        "--loss_softtriplet_n_centroids": 2,
+        "--loss_softtriplet_margin_delta": 0.01,
+        "--loss_softtriplet_gamma": 0.1,
+        "--loss_softtriplet_lambda": 8,
+        "--loss_softtriplet_reg_weight": 0.2,
+        "--loss_softtriplet_lrmulti": 1,
+    },
     "softmax": {"--loss_softmax_lr": 1e-5, "--loss_softmax_temperature": 0.05},
     "histogram": {"--loss_histogram_nbins": 65},
     "snr": {"--loss_snr_margin": 0.2, "--loss_snr_reg_lambda": 0.005},
-    "arcface": {"--loss_arcface_lr": 5e-4, "--loss_arcface_angular_margin": 0.5,
-                "--loss_arcface_feature_scale": 16, "--loss_arcface_fallback": True},
+    "arcface": {
+        "--loss_arcface_lr": 5e-4,
+        "--loss_arcface_angular_margin": 0.5,
+        "--loss_arcface_feature_scale": 16,
+        "--loss_arcface_fallback": True,
+    },
 }
 
 
@@ -657,7 +757,9 @@ def test_legacy_flags_and_defaults(name):
     params = {p.flag: p for p in LOSSES.params(name)}
     for flag, default in LEGACY_FLAGS[name].items():
         assert flag in params, flag
-        assert params[flag].default == default and type(params[flag].default) is type(params[flag].type(default))
+        assert params[flag].default == default and type(params[flag].default) is type(
+            params[flag].type(default)
+        )
 
 
 @pytest.mark.parametrize("name", LOSSES.names())
@@ -668,15 +770,24 @@ def test_flags_are_documented_and_context_is_not_a_flag(name):
 
 
 def test_legacy_flag_values_reach_the_loss():
-    loss_fn = LOSSES.build("softtriplet", {"loss_softtriplet_lambda": 3.0, "loss_softtriplet_lrmulti": 7.0},
-                           n_classes=4, embed_dim=3)
+    loss_fn = LOSSES.build(
+        "softtriplet",
+        {"loss_softtriplet_lambda": 3.0, "loss_softtriplet_lrmulti": 7.0},
+        n_classes=4,
+        embed_dim=3,
+    )
     assert loss_fn.lam == 3.0 and loss_fn.param_groups(1.0)[0]["lr"] == 7.0
     margin = LOSSES.build("margin", {}, miner=AllTriplets(), n_classes=5, embed_dim=8)
     assert margin.beta.shape == (5,)
 
 
 TUPLE_LOSSES = [n for n in LOSSES.names() if LOSSES.get(n).miner_kinds]
-NO_L2 = {"npair": {"l2": 0.0}, "angular": {"npair_l2": 0.0}, "lifted": {"l2": 0.0}, "snr": {"reg_lambda": 0.0}}
+NO_L2 = {
+    "npair": {"l2": 0.0},
+    "angular": {"npair_l2": 0.0},
+    "lifted": {"l2": 0.0},
+    "snr": {"reg_lambda": 0.0},
+}
 
 
 @pytest.mark.parametrize("name", TUPLE_LOSSES)
@@ -706,7 +817,9 @@ def test_autocast_keeps_parameters_float32(name):
         loss = loss_fn(x, LABELS)
     assert loss.dtype == torch.float32 and torch.isfinite(loss)
     loss.backward()
-    assert all(p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in loss_fn.parameters())
+    assert all(
+        p.dtype == torch.float32 and p.grad.dtype == torch.float32 for p in loss_fn.parameters()
+    )
     assert x.grad.dtype == torch.bfloat16
 
 
@@ -714,6 +827,7 @@ def test_autocast_keeps_parameters_float32(name):
 def test_log1p_sum_exp_is_exact_at_large_arguments():
     """float64, values where softplus's linear branch (above 20) would drop log1p(exp(-y))."""
     from criteria.pairwise import log1p_sum_exp
+
     rows = [[20.5], [19.0, 21.0, 22.5], [30.0, -5.0], [700.0, 699.0], [-50.0, -40.0], [35.0], []]
     width = max(map(len, rows))
     x = torch.zeros(len(rows), width, dtype=torch.float64)
@@ -726,11 +840,11 @@ def test_log1p_sum_exp_is_exact_at_large_arguments():
         top = max([0.0] + row)
         ref = top + math.log(math.fsum([math.exp(-top)] + [math.exp(v - top) for v in row]))
         assert out[i].item() == pytest.approx(ref, rel=1e-15, abs=1e-15), row
-        weights = [math.exp(v - top) / math.exp(ref - top) for v in row]   # d/dx_j = softmax_j
+        weights = [math.exp(v - top) / math.exp(ref - top) for v in row]  # d/dx_j = softmax_j
         out[i].backward(retain_graph=True)
         expected = torch.tensor(weights, dtype=torch.float64)
         torch.testing.assert_close(x.grad[i, : len(row)], expected, rtol=1e-12, atol=1e-300)
-        assert (x.grad[i, len(row):] == 0).all()
+        assert (x.grad[i, len(row) :] == 0).all()
         x.grad = None
     # what the exact form fixes: softplus(20.5) is 20.5 exactly, 1.25e-9 short of the truth
     assert abs(F.softplus(torch.tensor(20.5, dtype=torch.float64)).item() - out[0].item()) > 1e-9

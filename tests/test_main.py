@@ -1,5 +1,6 @@
 """End to end through main.py on a tiny glyphs set: the run folder, re-running a finished run,
 resuming a stopped run to the same weights, refusing a folder that holds another run, bad input."""
+
 from __future__ import annotations
 
 import json
@@ -17,18 +18,58 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_args(tmp_path, *extra: str, epochs: int = 2) -> list[str]:
-    return ["--dataset", "glyphs", "--source_path", str(tmp_path / "data"),
-            *GLYPHS_TINY,
-            "--save_path", str(tmp_path / "runs"), "--project", "p", "--group", "g", "--seed", "0",
-            "--arch", "smallnet_normalize", "--not_pretrained", "--embed_dim", "16",
-            "--loss", "margin", "--batch_mining", "distance", "--bs", "32",
-            "--samples_per_class", "4", "--lr", "1e-3", "--n_epochs", str(epochs),
-            "--iters_per_epoch", "3", "--kernels", "0", "--use_tv_split",
-            "--evaluation_metrics", "e_recall@1", "nmi", "mAP_at_r", *extra]
+    return [
+        "--dataset",
+        "glyphs",
+        "--source_path",
+        str(tmp_path / "data"),
+        *GLYPHS_TINY,
+        "--save_path",
+        str(tmp_path / "runs"),
+        "--project",
+        "p",
+        "--group",
+        "g",
+        "--seed",
+        "0",
+        "--arch",
+        "smallnet_normalize",
+        "--not_pretrained",
+        "--embed_dim",
+        "16",
+        "--loss",
+        "margin",
+        "--batch_mining",
+        "distance",
+        "--bs",
+        "32",
+        "--samples_per_class",
+        "4",
+        "--lr",
+        "1e-3",
+        "--n_epochs",
+        str(epochs),
+        "--iters_per_epoch",
+        "3",
+        "--kernels",
+        "0",
+        "--use_tv_split",
+        "--evaluation_metrics",
+        "e_recall@1",
+        "nmi",
+        "mAP_at_r",
+        *extra,
+    ]
 
 
-GLYPHS_TINY = ["--dataset_glyphs_n_classes", "24", "--dataset_glyphs_per_class", "8",
-               "--dataset_glyphs_image_size", "16"]
+GLYPHS_TINY = [
+    "--dataset_glyphs_n_classes",
+    "24",
+    "--dataset_glyphs_per_class",
+    "8",
+    "--dataset_glyphs_image_size",
+    "16",
+]
 
 
 def run_dir(tmp_path) -> str:
@@ -45,8 +86,14 @@ def test_run_writes_record_and_rerun_reports_finished(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "untrained (epoch 0)" in out and "selection rule: max e_recall@1 on the val split" in out
     folder = run_dir(tmp_path)
-    for name in ("config.json", "metrics.jsonl", "summary.json", "splits.json",
-                 "checkpoints/last.pt", "checkpoints/best.pt"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "summary.json",
+        "splits.json",
+        "checkpoints/last.pt",
+        "checkpoints/best.pt",
+    ):
         assert os.path.exists(os.path.join(folder, name)), name
     evaluated = [(r["epoch"], r["split"]) for r in rows(tmp_path) if r["split"] != "train_loop"]
     assert evaluated == [(e, s) for e in range(3) for s in ("train", "val", "test")]
@@ -62,8 +109,11 @@ def test_run_writes_record_and_rerun_reports_finished(tmp_path, capsys):
     assert open(os.path.join(folder, "metrics.jsonl")).read() == before
 
 
-@pytest.mark.parametrize("miner", [[], ["--batch_mining", "memory_bank", "--miner_memory_bank_size", "64"]],
-                         ids=["distance", "memory_bank"])
+@pytest.mark.parametrize(
+    "miner",
+    [[], ["--batch_mining", "memory_bank", "--miner_memory_bank_size", "64"]],
+    ids=["distance", "memory_bank"],
+)
 def test_stopped_run_resumes_to_the_same_weights(tmp_path, monkeypatch, miner):
     # the memory bank's queue (and every miner's random generator) is part of the checkpoint
     straight = tmp_path / "straight"
@@ -90,7 +140,7 @@ def test_stopped_run_resumes_to_the_same_weights(tmp_path, monkeypatch, miner):
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     epochs = [(r["epoch"], r["split"]) for r in rows(stopped)]
-    assert len(epochs) == len(set(epochs))           # no epoch logged twice
+    assert len(epochs) == len(set(epochs))  # no epoch logged twice
     assert epochs == [(r["epoch"], r["split"]) for r in rows(straight)]
 
 
@@ -102,11 +152,27 @@ def test_folder_with_other_settings_is_refused(tmp_path, capsys):
 
 
 def test_cli_bad_input_exits_2_with_one_line():
-    proc = subprocess.run([sys.executable, "main.py", "--dataset", "glyphs", "--loss", "triplet",
-                           "--batch_mining", "npair"], cwd=ROOT, capture_output=True, text=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "main.py",
+            "--dataset",
+            "glyphs",
+            "--loss",
+            "triplet",
+            "--batch_mining",
+            "npair",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1].startswith(
-        "main.py: error: loss triplet cannot use miner npair; allowed miners:")
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith("main.py: error: loss triplet cannot use miner npair; allowed miners:")
+    )
 
 
 def test_data_that_cannot_fill_a_batch_is_a_one_line_error(tmp_path, capsys):
@@ -135,19 +201,27 @@ def test_image_size_and_eval_layer_reach_the_run(tmp_path, monkeypatch):
     assert described["feature_dim"] == 128 and described["embed_dim"] == 16
 
 
-@pytest.mark.parametrize("flags, fragment", [
-    (["--image_size", "64", "--image_resize", "60"], "--image_resize 60 is smaller than"),
-    (["--image_size", "-3"], "must be >= 0"),
-    (["--eval_layer", "logits"], "invalid choice: 'logits'"),
-])
+@pytest.mark.parametrize(
+    "flags, fragment",
+    [
+        (["--image_size", "64", "--image_resize", "60"], "--image_resize 60 is smaller than"),
+        (["--image_size", "-3"], "must be >= 0"),
+        (["--eval_layer", "logits"], "invalid choice: 'logits'"),
+    ],
+)
 def test_bad_image_and_layer_flags_exit_2(flags, fragment):
-    proc = subprocess.run([sys.executable, "main.py", "--dataset", "glyphs", *flags], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "main.py", "--dataset", "glyphs", *flags],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2 and fragment in proc.stderr.strip().splitlines()[-1]
 
 
 def test_rotation_classes_train_end_to_end_with_an_embedding_sampler(tmp_path, capsys, monkeypatch):
     from datasampler.embedding_store import EmbeddingSampler
+
     stored = []
     real = EmbeddingSampler.update_embeddings
 
@@ -156,12 +230,20 @@ def test_rotation_classes_train_end_to_end_with_an_embedding_sampler(tmp_path, c
         return real(self, indices, embeds)
 
     monkeypatch.setattr(EmbeddingSampler, "update_embeddings", spy)
-    args = tiny_args(tmp_path, "--rotation_classes", "4", "--data_sampler", "greedy_coreset",
-                     "--data_batchmatch_bigbs", "64", epochs=1)
+    args = tiny_args(
+        tmp_path,
+        "--rotation_classes",
+        "4",
+        "--data_sampler",
+        "greedy_coreset",
+        "--data_batchmatch_bigbs",
+        "64",
+        epochs=1,
+    )
     assert main.main(args) == 0
     out = capsys.readouterr().out
-    assert "(288 train images, 36 classes)" in out            # 9 classes × 8 images × 4 turns
-    assert stored[0] == (288, 288)          # the sampler's store starts with every rotated item
+    assert "(288 train images, 36 classes)" in out  # 9 classes × 8 images × 4 turns
+    assert stored[0] == (288, 288)  # the sampler's store starts with every rotated item
     splits = json.load(open(os.path.join(run_dir(tmp_path), "splits.json")))
     assert splits["train"]["rotation_classes"] == 4 and splits["train_eval"]["n_classes"] == 9
     assert "rotation_classes" not in splits["test"]

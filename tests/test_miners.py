@@ -1,4 +1,5 @@
 """Invariants of every registered miner (batch_mining/), on tiny CPU batches."""
+
 from __future__ import annotations
 
 import itertools
@@ -50,7 +51,7 @@ def test_triplets_respect_labels(name):
 @pytest.mark.parametrize("name", sorted(set(ALL) - {"random_distance"}))
 def test_anchors_without_positive_are_skipped(name):
     embeds, labels = batch(n_classes=3, per_class=3)
-    labels = torch.cat([labels, torch.tensor([7])])        # sample 9 is alone in its class
+    labels = torch.cat([labels, torch.tensor([7])])  # sample 9 is alone in its class
     embeds = torch.cat([embeds, torch.randn(1, embeds.shape[1])])
     miner = MINERS.build(name, {}, seed=0)
     out = run(miner, embeds, labels)[2]
@@ -107,16 +108,20 @@ def test_hard_triplets_are_hardest():
     for ai, pi, ni in zip(a.tolist(), p.tolist(), n.tolist()):
         pos = [j for j in range(len(labels)) if labels[j] == labels[ai] and j != ai]
         neg = [j for j in range(len(labels)) if labels[j] != labels[ai]]
-        assert math.isclose(naive_dist(embeds, ai, pi), max(naive_dist(embeds, ai, j) for j in pos),
-                            rel_tol=1e-5)
-        assert math.isclose(naive_dist(embeds, ai, ni), min(naive_dist(embeds, ai, j) for j in neg),
-                            rel_tol=1e-5)
+        assert math.isclose(
+            naive_dist(embeds, ai, pi), max(naive_dist(embeds, ai, j) for j in pos), rel_tol=1e-5
+        )
+        assert math.isclose(
+            naive_dist(embeds, ai, ni), min(naive_dist(embeds, ai, j) for j in neg), rel_tol=1e-5
+        )
 
 
 def test_n_hard_triplets_ranges():
     embeds, labels = batch(n_classes=3, per_class=4, seed=2)
-    miner = MINERS.build("n_hard_triplets", {"miner_n_hard_triplets_n_positive": [2],
-                                             "miner_n_hard_triplets_n_negative": [2, 3]})
+    miner = MINERS.build(
+        "n_hard_triplets",
+        {"miner_n_hard_triplets_n_positive": [2], "miner_n_hard_triplets_n_negative": [2, 3]},
+    )
     a, p, n = miner(embeds, labels)
     assert len(a) == len(labels) * 2 * 2
     for ai in range(len(labels)):
@@ -128,8 +133,11 @@ def test_n_hard_triplets_ranges():
 def test_all_triplets_enumerates_and_caps():
     embeds, labels = batch(n_classes=3, per_class=3)
     a, p, n = MINERS.build("all_triplets", {})(embeds, labels)
-    expected = {(i, j, k) for i, j, k in itertools.product(range(9), repeat=3)
-                if labels[i] == labels[j] and i != j and labels[k] != labels[i]}
+    expected = {
+        (i, j, k)
+        for i, j, k in itertools.product(range(9), repeat=3)
+        if labels[i] == labels[j] and i != j and labels[k] != labels[i]
+    }
     assert set(zip(a.tolist(), p.tolist(), n.tolist())) == expected and len(a) == len(expected)
     capped = MINERS.build("all_triplets", {"miner_all_triplets_max_triplets": 10})(embeds, labels)
     assert len(capped[0]) == 10 and set(zip(*(t.tolist() for t in capped))) <= expected
@@ -143,8 +151,11 @@ def test_semihard_negatives_lie_in_the_band():
     in_band = 0
     for ai, pi, ni in zip(a.tolist(), p.tolist(), n.tolist()):
         d_ap = naive_dist(embeds, ai, pi)
-        band = [j for j in range(16) if labels[j] != labels[ai]
-                and d_ap < naive_dist(embeds, ai, j) < d_ap + margin]
+        band = [
+            j
+            for j in range(16)
+            if labels[j] != labels[ai] and d_ap < naive_dist(embeds, ai, j) < d_ap + margin
+        ]
         if band:
             in_band += 1
             assert ni in band
@@ -173,7 +184,7 @@ def sphere_points(dim: int, angles: list[float]) -> torch.Tensor:
 
 def test_distance_miner_follows_its_weights():
     dim, n_anchor = 5, 400
-    neg_d = [0.3, 0.7, 1.0, 1.3, 1.6]   # 0.3 is clamped to 0.5; 1.6 is beyond the cut-off
+    neg_d = [0.3, 0.7, 1.0, 1.3, 1.6]  # 0.3 is clamped to 0.5; 1.6 is beyond the cut-off
     angles = [2 * math.asin(d / 2) for d in neg_d]
     embeds = torch.cat([sphere_points(dim, [0.0] * n_anchor), sphere_points(dim, angles)])
     labels = torch.tensor([0] * n_anchor + [1] * len(neg_d))
@@ -205,18 +216,18 @@ def test_parametric_hards_stay_in_support():
     labels = torch.tensor([0] * 20 + [1] * 4)
     miner = MINERS.build("parametric", {"miner_parametric_mode": "hards"}, seed=0)
     a, _, n = miner(embeds, labels)
-    assert set(n[a < 20].tolist()) <= {20, 21}   # distances 0.30 and 0.40 only
+    assert set(n[a < 20].tolist()) <= {20, 21}  # distances 0.30 and 0.40 only
 
 
 def test_memory_bank_serves_memory_and_respects_size():
     miner = MINERS.build("memory_bank", {"miner_memory_bank_size": 10}, seed=0)
-    first = sphere_points(4, [0.05, 0.06, 1.0, 1.1])            # stored, close to next anchors
+    first = sphere_points(4, [0.05, 0.06, 1.0, 1.1])  # stored, close to next anchors
     e1, l1 = miner.augment(first, torch.tensor([1, 1, 2, 2]))
     assert len(e1) == 4
     second = sphere_points(4, [0.0, 0.01, 3.0, 3.01, 2.0, 2.02, 1.5, 1.51])
     e2, l2 = miner.augment(second, torch.tensor([0, 0, 3, 3, 4, 4, 5, 5]))
     assert len(e2) == 12 and torch.equal(e2[8:], first) and l2[8:].tolist() == [1, 1, 2, 2]
     a, p, n = miner(e2, l2)
-    assert int(a.max()) < 8 and (n[a == 0] >= 8).all()          # hardest negative is in memory
+    assert int(a.max()) < 8 and (n[a == 0] >= 8).all()  # hardest negative is in memory
     e3, _ = miner.augment(second, torch.tensor([0, 0, 3, 3, 4, 4, 5, 5]))
     assert len(e3) == 8 + 10 and miner.filled == 10

@@ -3,6 +3,7 @@
 Exactly the same tensors where the route only moves work (cache as decoded; decode_jpeg on the
 CPU), the same eval output and the same crop statistics where the cache stores resized images.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -44,9 +45,18 @@ def tree(tmp_path_factory) -> Path:
 
 
 def _splits(root: Path, augmentation: str = "base") -> dict:
-    opt = argparse.Namespace(dataset="cub200", source_path=str(root), augmentation=augmentation,
-                             seed=0, use_tv_split=False, tv_split_by_samples=False,
-                             tv_split_perc=0.8, rotation_classes=1, cv_folds=0, fold=0)
+    opt = argparse.Namespace(
+        dataset="cub200",
+        source_path=str(root),
+        augmentation=augmentation,
+        seed=0,
+        use_tv_split=False,
+        tv_split_by_samples=False,
+        tv_split_perc=0.8,
+        rotation_classes=1,
+        cv_folds=0,
+        fold=0,
+    )
     return build_splits(opt, SPEC)
 
 
@@ -58,7 +68,7 @@ def _items(ds, seed: int, repeats: int = 1) -> torch.Tensor:
 def test_cache_as_decoded_gives_identical_items(tree, tmp_path):
     plain, cached = _splits(tree), _splits(tree)
     use_decoded_cache(cached, "cub200", tmp_path)
-    assert cached["train"]._read.__self__ is cached["train_eval"]._read.__self__   # one cache
+    assert cached["train"]._read.__self__ is cached["train_eval"]._read.__self__  # one cache
     for name in ("train", "train_eval", "test"):
         assert torch.equal(_items(cached[name], 3), _items(plain[name], 3)), name
     folders = sorted(p.name for p in tmp_path.iterdir())
@@ -82,11 +92,11 @@ def test_cache_is_built_once_and_keyed_by_files_and_side(tree, tmp_path):
 
 def test_resized_cache_keeps_eval_exact_and_crop_statistics(tree, tmp_path):
     plain, cached = _splits(tree), _splits(tree)
-    use_decoded_cache(cached, "cub200", tmp_path, short_side=28)   # the spec's eval resize
+    use_decoded_cache(cached, "cub200", tmp_path, short_side=28)  # the spec's eval resize
     assert torch.equal(_items(cached["test"], 0), _items(plain["test"], 0))
     # 2,000 random crops each; two seeds of the file pipeline differ by up to ~0.015 here
     a, b = _items(plain["train"], 7, repeats=200), _items(cached["train"], 7, repeats=200)
-    assert not torch.equal(a, b)              # the stored images really are smaller
+    assert not torch.equal(a, b)  # the stored images really are smaller
     torch.testing.assert_close(b.mean((0, 2, 3)), a.mean((0, 2, 3)), atol=0.05, rtol=0)
     torch.testing.assert_close(b.std((0, 2, 3)), a.std((0, 2, 3)), atol=0, rtol=0.04)
 
@@ -106,7 +116,7 @@ def test_device_decoding_gives_the_file_pipeline_batches(tree, augmentation):
     assert isinstance(moved, DeviceDecodeLoader) and len(moved) == len(plain)
     torch.manual_seed(11)
     want = [(x, y, i) for x, y, i in plain]
-    torch.manual_seed(11)                    # same random stream: same crops, flips, jitter
+    torch.manual_seed(11)  # same random stream: same crops, flips, jitter
     got = list(moved)
     for (x, y, i), (gx, gy, gi) in zip(want, got):
         assert torch.equal(gx, x) and torch.equal(gy, y) and torch.equal(gi, i)
@@ -122,13 +132,15 @@ def test_device_decoding_refuses_what_it_cannot_decode(tree, tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(DatasetError, match="not on RotationClasses"):
         from datasets.rotation_classes import RotationClasses
+
         DeviceDecodeLoader(RotationClasses(_splits(tree)["train"], 4), CPU, batch_size=2)
 
 
 def test_loader_options_for_a_gpu_node():
     ds = torch.utils.data.TensorDataset(torch.zeros(4, 1))
-    loader = make_loader(ds, workers=2, device=torch.device("cuda"), prefetch_factor=6,
-                         batch_size=2)
+    loader = make_loader(
+        ds, workers=2, device=torch.device("cuda"), prefetch_factor=6, batch_size=2
+    )
     assert loader.pin_memory and loader.persistent_workers and loader.prefetch_factor == 6
     loader = make_loader(ds, workers=0, device=CPU, batch_size=2)
     assert not loader.pin_memory and not loader.persistent_workers
@@ -138,25 +150,58 @@ def test_loader_options_for_a_gpu_node():
 
 def test_main_trains_from_the_decoded_cache(tree, tmp_path, capsys):
     import main
+
     cache = tmp_path / "cache"
-    args = ["--dataset", "cub200", "--source_path", str(tree), "--decoded_cache", str(cache),
-            "--save_path", str(tmp_path / "runs"), "--project", "p", "--group", "g",
-            "--arch", "smallnet_normalize", "--not_pretrained", "--embed_dim", "8",
-            "--image_size", "24", "--bs", "4", "--samples_per_class", "2", "--n_epochs", "1",
-            "--iters_per_epoch", "2", "--kernels", "0", "--evaluation_metrics", "e_recall@1"]
+    args = [
+        "--dataset",
+        "cub200",
+        "--source_path",
+        str(tree),
+        "--decoded_cache",
+        str(cache),
+        "--save_path",
+        str(tmp_path / "runs"),
+        "--project",
+        "p",
+        "--group",
+        "g",
+        "--arch",
+        "smallnet_normalize",
+        "--not_pretrained",
+        "--embed_dim",
+        "8",
+        "--image_size",
+        "24",
+        "--bs",
+        "4",
+        "--samples_per_class",
+        "2",
+        "--n_epochs",
+        "1",
+        "--iters_per_epoch",
+        "2",
+        "--kernels",
+        "0",
+        "--evaluation_metrics",
+        "e_recall@1",
+    ]
     assert main.main(args) == 0
-    assert "fp32, NCHW" in capsys.readouterr().out     # the step's settings are logged
-    assert len(list(cache.glob("cub200_*/pixels.u8"))) == 2      # train and test, built once
+    assert "fp32, NCHW" in capsys.readouterr().out  # the step's settings are logged
+    assert len(list(cache.glob("cub200_*/pixels.u8"))) == 2  # train and test, built once
 
 
-@pytest.mark.parametrize("flags, message", [
-    (["--gpu_decode", "--decoded_cache", "/dev/shm/x"], "cannot be combined"),
-    (["--gpu_decode", "--device", "cpu"], "cannot be combined"),
-    (["--prefetch_factor", "0"], "--prefetch_factor must be >= 1"),
-    (["--decoded_cache_side", "-1"], "--decoded_cache_side >= 0"),
-])
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--gpu_decode", "--decoded_cache", "/dev/shm/x"], "cannot be combined"),
+        (["--gpu_decode", "--device", "cpu"], "cannot be combined"),
+        (["--prefetch_factor", "0"], "--prefetch_factor must be >= 1"),
+        (["--decoded_cache_side", "-1"], "--decoded_cache_side >= 0"),
+    ],
+)
 def test_pipeline_flags_fail_at_parse_time(flags, message, capsys):
     import parameters
+
     with pytest.raises(SystemExit) as err:
         parameters.parse_args(["--dataset", "glyphs", *flags])
     assert err.value.code == 2 and message in capsys.readouterr().err

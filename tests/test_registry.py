@@ -1,10 +1,11 @@
 """The Registry: registration, lookup errors, flags generated from keyword arguments, building."""
+
 from __future__ import annotations
 
 import argparse
 import importlib
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal
 
 import pytest
 
@@ -29,9 +30,17 @@ def make_registry() -> Registry:
 
         context_params = ("owner",)
 
-        def __init__(self, n_coils: int, stiffness: float = 1.5, damped: bool = False,
-                     modes: list[int] = (1, 2), shape: Literal["round", "flat"] = "round",
-                     limit: Optional[float] = None, owner: str = "nobody", loud: bool = True):
+        def __init__(
+            self,
+            n_coils: int,
+            stiffness: float = 1.5,
+            damped: bool = False,
+            modes: list[int] = (1, 2),
+            shape: Literal["round", "flat"] = "round",
+            limit: float | None = None,
+            owner: str = "nobody",
+            loud: bool = True,
+        ):
             self.__dict__.update(locals())
 
     @reg.register("bolt")
@@ -67,11 +76,26 @@ def test_flags_parse_and_build_passes_context():
     reg = make_registry()
     parser = argparse.ArgumentParser()
     reg.add_flags(parser)
-    opt = parser.parse_args(["--legacy_stiffness", "3", "--widget_spring_damped",
-                             "--widget_spring_modes", "4", "5", "--widget_spring_shape", "flat",
-                             "--no-widget_spring_loud"])
+    opt = parser.parse_args(
+        [
+            "--legacy_stiffness",
+            "3",
+            "--widget_spring_damped",
+            "--widget_spring_modes",
+            "4",
+            "5",
+            "--widget_spring_shape",
+            "flat",
+            "--no-widget_spring_loud",
+        ]
+    )
     spring = reg.build("spring", opt, n_coils=7, owner="me", unrelated="ignored")
-    assert (spring.stiffness, spring.damped, spring.modes, spring.shape) == (3.0, True, [4, 5], "flat")
+    assert (spring.stiffness, spring.damped, spring.modes, spring.shape) == (
+        3.0,
+        True,
+        [4, 5],
+        "flat",
+    )
     assert spring.loud is False and spring.n_coils == 7 and spring.owner == "me"
     with pytest.raises(SystemExit):
         parser.parse_args(["--widget_spring_shape", "square"])
@@ -106,6 +130,7 @@ def test_bad_names_and_double_registration_are_rejected():
     with pytest.raises(RegistryError):
         reg.register("Bad-Name")
     with pytest.raises(RegistryError, match="registered twice"):
+
         @reg.register("bolt")
         class Other:
             pass
@@ -117,7 +142,7 @@ def make_chain_registry() -> Registry:
 
     class Base:
         """Args:
-            speed: shared speed flag.
+        speed: shared speed flag.
         """
 
         context_params = ("seed",)
@@ -135,7 +160,7 @@ def make_chain_registry() -> Registry:
     @reg.register("tuned", flags={"speed": "--legacy_speed"})
     class Tuned(Plain):
         """Args:
-            gain: its own flag.
+        gain: its own flag.
         """
 
         def __init__(self, gain: int = 3, **context):
@@ -157,8 +182,13 @@ def test_context_passes_through_the_constructor_chain():
     assert [p.name for p in reg.params("tuned")] == ["gain", "speed"]
     assert [p.flag for p in reg.params("tuned")] == ["--gadget_tuned_gain", "--legacy_speed"]
     assert reg.context_names("tuned") == ["labels", "seed"]
-    tuned = reg.build("tuned", {"gadget_tuned_gain": 5, "legacy_speed": 2.5}, labels=[1, 2],
-                      seed=9, unrelated="dropped")
+    tuned = reg.build(
+        "tuned",
+        {"gadget_tuned_gain": 5, "legacy_speed": 2.5},
+        labels=[1, 2],
+        seed=9,
+        unrelated="dropped",
+    )
     assert (tuned.gain, tuned.speed, tuned.labels, tuned.seed) == (5, 2.5, [1, 2], 9)
     plain = reg.build("plain", {}, labels=[0])
     assert (plain.speed, plain.seed) == (1.0, 0)
@@ -171,6 +201,7 @@ def test_context_passes_through_the_constructor_chain():
 def test_legacy_flag_may_name_an_argument_of_a_base_but_not_an_unknown_one():
     reg = make_chain_registry()
     with pytest.raises(RegistryError, match="has no argument 'nope'"):
+
         @reg.register("bad", flags={"nope": "--nope"})
         class Bad:
             def __init__(self, size: int = 1):
@@ -179,12 +210,13 @@ def test_legacy_flag_may_name_an_argument_of_a_base_but_not_an_unknown_one():
 
 def test_signature_is_walked_once_per_entry(monkeypatch):
     import registry
+
     calls = []
     real = registry.inspect.signature
     monkeypatch.setattr(registry.inspect, "signature", lambda f: calls.append(f) or real(f))
     reg = make_chain_registry()
     walked = len(calls)
-    assert walked == 2 + 3 + 1      # plain: Plain, Base; tuned: Tuned, Plain, Base; sink
+    assert walked == 2 + 3 + 1  # plain: Plain, Base; tuned: Tuned, Plain, Base; sink
     for _ in range(3):
         reg.params("tuned"), reg.context_names("tuned")
         reg.build("tuned", {}, labels=[1])
@@ -193,8 +225,9 @@ def test_signature_is_walked_once_per_entry(monkeypatch):
 
 
 # -------------------------------------------------------------------------- every module registers
-def unregistered_modules(package: str, base: type, registry: Registry,
-                         bases_only: frozenset[str] = frozenset()) -> list[str]:
+def unregistered_modules(
+    package: str, base: type, registry: Registry, bases_only: frozenset[str] = frozenset()
+) -> list[str]:
     """Modules of ``package``, found by listing its folder, that define a subclass of ``base`` but
     had no entry in ``registry`` once the package was imported (left out of its ``__init__.py``)."""
     pkg = importlib.import_module(package)
@@ -205,8 +238,14 @@ def unregistered_modules(package: str, base: type, registry: Registry,
         if path.stem.startswith("__") or module in bases_only:
             continue
         mod = importlib.import_module(module)
-        defines = [c for c in vars(mod).values() if isinstance(c, type) and issubclass(c, base)
-                   and c is not base and c.__module__ == module]
+        defines = [
+            c
+            for c in vars(mod).values()
+            if isinstance(c, type)
+            and issubclass(c, base)
+            and c is not base
+            and c.__module__ == module
+        ]
         if defines and module not in registered:
             missing.append(module)
     return missing
@@ -220,9 +259,15 @@ def plugin_folders():
     from datasampler.base import SAMPLERS, BatchSampler
     from datasets.base import DATASETS, DatasetSource
     from evaluation.names import METRICS, Metric
-    return [("criteria", Loss, LOSSES), ("batch_mining", Miner, MINERS),
-            ("datasampler", BatchSampler, SAMPLERS), ("architectures", EmbeddingNet, ARCHITECTURES),
-            ("datasets", DatasetSource, DATASETS), ("evaluation", Metric, METRICS)]
+
+    return [
+        ("criteria", Loss, LOSSES),
+        ("batch_mining", Miner, MINERS),
+        ("datasampler", BatchSampler, SAMPLERS),
+        ("architectures", EmbeddingNet, ARCHITECTURES),
+        ("datasets", DatasetSource, DATASETS),
+        ("evaluation", Metric, METRICS),
+    ]
 
 
 #: Modules that hold only abstract intermediate bases, never registered themselves.
@@ -237,17 +282,19 @@ def test_every_plugin_module_registers_an_entry():
     for package, base, registry in plugin_folders():
         assert len(registry) > 0, package
         assert unregistered_modules(package, base, registry, BASES_ONLY) == [], package
-    for module in BASES_ONLY:   # the exemption list stays honest
+    for module in BASES_ONLY:  # the exemption list stays honest
         assert Path(importlib.import_module(module).__file__).exists()
 
 
 def test_a_module_left_out_of_init_is_caught(tmp_path, monkeypatch):
     pkg = tmp_path / "toyplugins"
     pkg.mkdir()
-    (pkg / "base.py").write_text("from registry import Registry\nTOYS = Registry('toy', 'toy')\n"
-                                 "class Toy:\n    pass\n")
-    body = ("from toyplugins.base import TOYS, Toy\n"
-            "@TOYS.register('{0}')\nclass {1}(Toy):\n    pass\n")
+    (pkg / "base.py").write_text(
+        "from registry import Registry\nTOYS = Registry('toy', 'toy')\nclass Toy:\n    pass\n"
+    )
+    body = (
+        "from toyplugins.base import TOYS, Toy\n@TOYS.register('{0}')\nclass {1}(Toy):\n    pass\n"
+    )
     (pkg / "listed.py").write_text(body.format("listed", "Listed"))
     (pkg / "forgotten.py").write_text(body.format("forgotten", "Forgotten"))
     (pkg / "helpers.py").write_text("def helper():\n    return 1\n")

@@ -1,6 +1,7 @@
 """Issue 14, row by row: each failure mode of a run folder gets one line and a way forward; no
 checkpoint runs code; divergence stops the run without overwriting ``last.pt``; signals stop it at a
 safe point with the command that resumes; a finished run can be extended."""
+
 from __future__ import annotations
 
 import errno
@@ -31,8 +32,16 @@ def one_error_line(capsys) -> str:
 
 def tiny_args(tmp_path, *extra: str, epochs: int = 2) -> list[str]:
     """test_main's run, cheaper: two batches an epoch, R@1 on val and test only."""
-    return full_args(tmp_path, "--iters_per_epoch", "2", "--no_train_metrics",
-                     "--evaluation_metrics", "e_recall@1", *extra, epochs=epochs)
+    return full_args(
+        tmp_path,
+        "--iters_per_epoch",
+        "2",
+        "--no_train_metrics",
+        "--evaluation_metrics",
+        "e_recall@1",
+        *extra,
+        epochs=epochs,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -98,8 +107,11 @@ def test_unreadable_last_falls_back_to_the_previous_one(tmp_path, damage, straig
     with open(last, "rb") as f:
         data = f.read()
     with open(last, "wb") as f:
-        f.write({"truncate": data[: len(data) // 2], "empty": b"",
-                 "garbage": os.urandom(len(data))}[damage])
+        f.write(
+            {"truncate": data[: len(data) // 2], "empty": b"", "garbage": os.urandom(len(data))}[
+                damage
+            ]
+        )
     output = str(tmp_path / "out.txt")
     assert run_forked(tiny_args(stopped, epochs=3), output=output) == 0
     with open(output) as f:
@@ -143,9 +155,11 @@ def test_unusable_save_path_is_one_line_and_writes_nothing(tmp_path, capsys, whe
 
 
 def test_errno_meanings_are_named():
-    for code, text in ((errno.EROFS, "read-only file system (EROFS)"),
-                       (errno.EACCES, "permission denied (EACCES)"),
-                       (errno.ENOSPC, "no space left on device (ENOSPC)")):
+    for code, text in (
+        (errno.EROFS, "read-only file system (EROFS)"),
+        (errno.EACCES, "permission denied (EACCES)"),
+        (errno.ENOSPC, "no space left on device (ENOSPC)"),
+    ):
         assert str(explain(OSError(code, "x"), "/runs/a")) == f"cannot write /runs/a: {text}"
 
 
@@ -159,8 +173,11 @@ def test_disk_full_while_checkpointing_is_named(tmp_path, capsys, monkeypatch):
     assert main.main(tiny_args(tmp_path, epochs=1)) == 1
     line = one_error_line(capsys)
     assert "no space left on device (ENOSPC)" in line and "checkpoints" in line
-    leftovers = [n for n in os.listdir(os.path.join(run_dir(tmp_path), "checkpoints"))
-                 if n.startswith(".tmp")]
+    leftovers = [
+        n
+        for n in os.listdir(os.path.join(run_dir(tmp_path), "checkpoints"))
+        if n.startswith(".tmp")
+    ]
     assert leftovers == []
 
 
@@ -222,6 +239,7 @@ def test_a_locked_run_folder_names_the_other_process(tmp_path, capsys):
 
 def test_nonfinite_loss_skips_the_step_and_names_the_batch(tmp_path, capsys, monkeypatch):
     from criteria.margin import Margin
+
     real = Margin.forward
     calls = {"n": 0}
 
@@ -236,21 +254,19 @@ def test_nonfinite_loss_skips_the_step_and_names_the_batch(tmp_path, capsys, mon
     assert "epoch 1, batch 1: loss nan; step skipped (1 of at most 10" in out
     loops = [r for r in rows(tmp_path) if r["split"] == "train_loop"]
     assert [r["iterations"] for r in loops] == [1, 2] and loops[0]["skipped_steps"] == 1
-    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"),
-                       weights_only=True)
+    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"), weights_only=True)
     assert state["nonfinite_steps"] == 1
 
 
 def test_too_many_nonfinite_steps_stop_the_run_and_keep_last(tmp_path, capsys, monkeypatch):
     from criteria.margin import Margin
+
     real = Margin.forward
-    monkeypatch.setattr(Margin, "forward",
-                        lambda self, e, l: real(self, e, l) * float("inf"))
+    monkeypatch.setattr(Margin, "forward", lambda self, e, l: real(self, e, l) * float("inf"))
     assert main.main(tiny_args(tmp_path, "--max_nonfinite_steps", "2", epochs=2)) == 1
     line = one_error_line(capsys)
     assert line.startswith("main.py: error: training diverged: 2 non-finite steps")
-    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"),
-                       weights_only=True)
+    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"), weights_only=True)
     assert state["epoch"] == 0
 
 
@@ -259,8 +275,7 @@ def test_huge_lr_with_batchnorm_does_not_finish_silently(tmp_path, capsys):
     args[args.index("--lr") + 1] = "1e9"
     assert main.main(args) == 1
     assert "training diverged" in one_error_line(capsys)
-    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"),
-                       weights_only=True)
+    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"), weights_only=True)
     for name, value in state["model"].items():
         if value.is_floating_point():
             assert torch.isfinite(value).all(), name
@@ -269,13 +284,14 @@ def test_huge_lr_with_batchnorm_does_not_finish_silently(tmp_path, capsys):
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_signal_stops_at_a_safe_point_with_the_resume_command(tmp_path, capsys, monkeypatch, sig):
     import runrecord.record as record_module
+
     real = record_module.RunRecord.save_checkpoint
     sent = []
 
     def signal_during_checkpoint(self, name, state, keep_previous=False):
         if name == "last" and state["epoch"] == 1 and not sent:
             sent.append(sig)
-            os.kill(os.getpid(), sig)        # arrives inside the critical block: deferred
+            os.kill(os.getpid(), sig)  # arrives inside the critical block: deferred
         return real(self, name, state, keep_previous)
 
     monkeypatch.setattr(record_module.RunRecord, "save_checkpoint", signal_during_checkpoint)
@@ -283,9 +299,8 @@ def test_signal_stops_at_a_safe_point_with_the_resume_command(tmp_path, capsys, 
     line = one_error_line(capsys)
     assert f"stopped by {signal.Signals(sig).name} (checkpoint of epoch 1 in " in line
     assert line.endswith("resume with: " + main.command_line(tiny_args(tmp_path, epochs=3)))
-    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"),
-                       weights_only=True)
-    assert state["epoch"] == 1          # the checkpoint in progress was completed
+    state = torch.load(os.path.join(run_dir(tmp_path), "checkpoints", "last.pt"), weights_only=True)
+    assert state["epoch"] == 1  # the checkpoint in progress was completed
 
 
 def test_a_finished_run_is_extended_by_a_larger_n_epochs(tmp_path, straight):

@@ -1,5 +1,6 @@
 """results/: run folders -> per-seed numbers (hand-computed), Welch's t-tests (scipy), selection
 rules, warnings, tables, figures, and the Reality-Check ensemble of saved fold embeddings."""
+
 from __future__ import annotations
 
 import json
@@ -22,28 +23,64 @@ from runrecord.reader import RunReadError, read_run
 R1 = {"A": [0.50, 0.52, 0.54], "B": [0.40, 0.41, 0.45], "C": [0.53, 0.57, 0.51]}
 
 
-def make_run(root, group, seed, curve, *, finished=True, selected=2, dataset="glyphs",
-             extra_config=None, name=None, stats_value=None):
+def make_run(
+    root,
+    group,
+    seed,
+    curve,
+    *,
+    finished=True,
+    selected=2,
+    dataset="glyphs",
+    extra_config=None,
+    name=None,
+    stats_value=None,
+):
     """A run folder as RunRecord writes it; ``curve``: test R@1 at epochs 0..len-1."""
     path = os.path.join(root, "proj", name or f"{group}_s{seed}")
     os.makedirs(path, exist_ok=True)
-    write_json_atomic(os.path.join(path, "config.json"),
-                      {"group": group, "seed": seed, "dataset": dataset, "lr": 1e-3,
-                       "kernels": seed, **(extra_config or {})})
+    write_json_atomic(
+        os.path.join(path, "config.json"),
+        {
+            "group": group,
+            "seed": seed,
+            "dataset": dataset,
+            "lr": 1e-3,
+            "kernels": seed,
+            **(extra_config or {}),
+        },
+    )
     for epoch, r1 in enumerate(curve):
-        append_jsonl(os.path.join(path, "metrics.jsonl"),
-                     {"epoch": epoch, "split": "val", "e_recall@1": r1 + 0.1})
-        append_jsonl(os.path.join(path, "metrics.jsonl"),
-                     {"epoch": epoch, "split": "test", "e_recall@1": r1, "nmi": 0.3 + r1 / 2,
-                      "rho_spectrum@2": stats_value if stats_value is not None else 1 - r1,
-                      "dists@intra": 0.2, "dists@inter": 0.5 + r1,
-                      "dists@intra_over_inter": 0.2 / (0.5 + r1)})
+        append_jsonl(
+            os.path.join(path, "metrics.jsonl"),
+            {"epoch": epoch, "split": "val", "e_recall@1": r1 + 0.1},
+        )
+        append_jsonl(
+            os.path.join(path, "metrics.jsonl"),
+            {
+                "epoch": epoch,
+                "split": "test",
+                "e_recall@1": r1,
+                "nmi": 0.3 + r1 / 2,
+                "rho_spectrum@2": stats_value if stats_value is not None else 1 - r1,
+                "dists@intra": 0.2,
+                "dists@inter": 0.5 + r1,
+                "dists@intra_over_inter": 0.2 / (0.5 + r1),
+            },
+        )
         if epoch:
-            append_jsonl(os.path.join(path, "metrics.jsonl"),
-                         {"epoch": epoch, "split": "train_loop", "loss": 1.0 / epoch})
-    write_json_atomic(os.path.join(path, "summary.json"),
-                      {"finished": finished, "selected_epoch": selected,
-                       "selection": {"rule": "max e_recall@1 on the val split"}})
+            append_jsonl(
+                os.path.join(path, "metrics.jsonl"),
+                {"epoch": epoch, "split": "train_loop", "loss": 1.0 / epoch},
+            )
+    write_json_atomic(
+        os.path.join(path, "summary.json"),
+        {
+            "finished": finished,
+            "selected_epoch": selected,
+            "selection": {"rule": "max e_recall@1 on the val split"},
+        },
+    )
     return path
 
 
@@ -79,7 +116,7 @@ def test_group_mean_std_ci_follow_the_selection_rule(tmp_path, selection, shift)
         assert row["n_seeds"] == 3
         assert row["e_recall@1_mean"] == pytest.approx(v.mean())
         assert row["e_recall@1_std"] == pytest.approx(math.sqrt(((v - v.mean()) ** 2).sum() / 2))
-        half = 4.302652729911275 * row["e_recall@1_std"] / math.sqrt(3)   # t(0.975, 2 dof)
+        half = 4.302652729911275 * row["e_recall@1_std"] / math.sqrt(3)  # t(0.975, 2 dof)
         assert row["e_recall@1_ci95"] == pytest.approx(half)
 
 
@@ -102,19 +139,31 @@ def test_welch_pairs_match_scipy_and_ties_are_marked(tmp_path):
 
 def test_cli_writes_tables_pairs_figures_and_warns(tmp_path, capsys):
     study(tmp_path / "runs")
-    make_run(tmp_path / "runs", "A", 7, [0.1, 0.9], finished=False)              # unfinished
+    make_run(tmp_path / "runs", "A", 7, [0.1, 0.9], finished=False)  # unfinished
     make_run(tmp_path / "runs", "B", 9, [0.1, 0.4, 0.4], extra_config={"lr": 5.0})  # other lr
     out = tmp_path / "out"
-    assert cli.main([str(tmp_path / "runs"), "--out", str(out), "--metrics", "e_recall@1",
-                     "nmi", "f1"]) == 0
+    assert (
+        cli.main(
+            [str(tmp_path / "runs"), "--out", str(out), "--metrics", "e_recall@1", "nmi", "f1"]
+        )
+        == 0
+    )
     err = capsys.readouterr().err
     assert "1 unfinished run(s) left out" in err and "A_s7" in err
     assert "group B (glyphs) differ in more than the seed: lr" in err
     assert "no run logged test metric 'f1'" in err
     table = pd.read_csv(out / "results.csv")
-    assert list(table.columns[:9]) == ["group", "dataset", "n_seeds", "e_recall@1_mean",
-                                       "e_recall@1_std", "e_recall@1_ci95", "nmi_mean", "nmi_std",
-                                       "nmi_ci95"]
+    assert list(table.columns[:9]) == [
+        "group",
+        "dataset",
+        "n_seeds",
+        "e_recall@1_mean",
+        "e_recall@1_std",
+        "e_recall@1_ci95",
+        "nmi_mean",
+        "nmi_std",
+        "nmi_ci95",
+    ]
     assert dict(zip(table.group, table.n_seeds)) == {"A": 3, "B": 4, "C": 3}
     tex = (out / "results.tex").read_text()
     assert "\\toprule" in tex and "\\bfseries 53.67 $\\pm$ 3.06" in tex
@@ -123,12 +172,26 @@ def test_cli_writes_tables_pairs_figures_and_warns(tmp_path, capsys):
     md = (out / "results.md").read_text()
     assert "| glyphs | C | 3 | **53.67 ± 3.06** |" in md
     assert "| glyphs | A | 3 | 52.00 ± 2.00 †" in md
-    assert len(pd.read_csv(out / "pairs.csv")) == 2 * 3     # 3 pairs x 2 metrics
+    assert len(pd.read_csv(out / "pairs.csv")) == 2 * 3  # 3 pairs x 2 metrics
     for name in ("learning_curves_glyphs", "metric_correlation_matrix", "metric_relation"):
         for ext in ("png", "pdf"):
             assert (out / f"{name}.{ext}").stat().st_size > 1000
-    assert cli.main([str(tmp_path / "runs"), "--out", str(out), "--metrics", "e_recall@1",
-                     "--include_unfinished", "--select", "test-max", "--no_figures"]) == 0
+    assert (
+        cli.main(
+            [
+                str(tmp_path / "runs"),
+                "--out",
+                str(out),
+                "--metrics",
+                "e_recall@1",
+                "--include_unfinished",
+                "--select",
+                "test-max",
+                "--no_figures",
+            ]
+        )
+        == 0
+    )
     assert "test-max (max over epochs on the test split" in (out / "results.md").read_text()
     assert dict(zip(*pd.read_csv(out / "results.csv")[["group", "n_seeds"]].T.values))["A"] == 4
 
@@ -147,8 +210,14 @@ def test_concatenated_ensemble_evaluates_the_normalised_fold_embeddings(tmp_path
     labels = np.repeat(np.arange(6), 4)
     folds = []
     for fold in range(2):
-        path = make_run(tmp_path / "runs", "M", 0, [0.1, 0.2, 0.3], name=f"M_f{fold}_s0",
-                        extra_config={"cv_folds": 2, "fold": fold, "savename": f"M_f{fold}_s0"})
+        path = make_run(
+            tmp_path / "runs",
+            "M",
+            0,
+            [0.1, 0.2, 0.3],
+            name=f"M_f{fold}_s0",
+            extra_config={"cv_folds": 2, "fold": fold, "savename": f"M_f{fold}_s0"},
+        )
         emb = (labels[:, None] == np.arange(6)[None]).astype(np.float32) * (fold + 1)
         emb = (emb + rng.normal(0, 0.8, emb.shape)).astype(np.float16)
         e_path, l_path = embeddings_path(path)
@@ -157,8 +226,12 @@ def test_concatenated_ensemble_evaluates_the_normalised_fold_embeddings(tmp_path
         np.save(l_path, labels)
         folds.append(emb.astype(np.float32))
     out = tmp_path / "out"
-    assert cli.main([str(tmp_path / "runs"), "--out", str(out), "--metrics", "e_recall@1",
-                     "--no_figures"]) == 0
+    assert (
+        cli.main(
+            [str(tmp_path / "runs"), "--out", str(out), "--metrics", "e_recall@1", "--no_figures"]
+        )
+        == 0
+    )
     table = pd.read_csv(out / "results.csv").set_index("group")
     both = np.concatenate([f / np.linalg.norm(f, axis=1, keepdims=True) for f in folds], 1)
     want = evaluation.evaluate(both, labels, ["e_recall@1"])["e_recall@1"]
@@ -168,10 +241,27 @@ def test_concatenated_ensemble_evaluates_the_normalised_fold_embeddings(tmp_path
 
 
 def test_ensemble_notes_missing_folds(tmp_path, capsys):
-    make_run(tmp_path / "runs", "M", 0, [0.1, 0.2, 0.3], name="M_f0_s0",
-             extra_config={"cv_folds": 2, "fold": 0})
-    assert cli.main([str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--metrics",
-                     "e_recall@1", "--no_figures"]) == 0
+    make_run(
+        tmp_path / "runs",
+        "M",
+        0,
+        [0.1, 0.2, 0.3],
+        name="M_f0_s0",
+        extra_config={"cv_folds": 2, "fold": 0},
+    )
+    assert (
+        cli.main(
+            [
+                str(tmp_path / "runs"),
+                "--out",
+                str(tmp_path / "o"),
+                "--metrics",
+                "e_recall@1",
+                "--no_figures",
+            ]
+        )
+        == 0
+    )
     assert "folds [0] of 2; no ensemble" in capsys.readouterr().err
 
 

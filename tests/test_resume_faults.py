@@ -5,6 +5,7 @@ the folder name) and the final weights with an uninterrupted run, bit for bit.
 Runs are forked from the test process (torch is imported once). A representative subset of kill
 points runs by default; ``DMLBENCH_FAULT_SWEEP=1`` walks every pass through every point.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,19 +23,61 @@ from runrecord import faults
 from runrecord.faults import FAULT_EXIT
 from tests.test_main import GLYPHS_TINY, ROOT
 
-POINTS = ["step", "split_evaluated", "row_appended", "checkpoint_written", "checkpoint_rotated",
-          "atomic_written"]
+POINTS = [
+    "step",
+    "split_evaluated",
+    "row_appended",
+    "checkpoint_written",
+    "checkpoint_rotated",
+    "atomic_written",
+]
 
 
 def args_for(root, *extra: str, epochs: int = 3) -> list[str]:
-    return ["--dataset", "glyphs", "--source_path", str(root / "data"), *GLYPHS_TINY,
-            "--save_path", str(root / "runs"), "--project", "p", "--group", "g", "--seed", "0",
-            "--arch", "smallnet_normalize", "--not_pretrained", "--embed_dim", "16",
-            "--loss", "margin", "--batch_mining", "distance", "--bs", "32",
-            "--samples_per_class", "4", "--lr", "1e-3", "--n_epochs", str(epochs),
-            "--iters_per_epoch", "2", "--kernels", "0", "--use_tv_split",
-            "--evaluation_metrics", "e_recall@1", "mAP_at_r", "--storage_metrics", "e_recall@1",
-            "mAP_at_r", *extra]
+    return [
+        "--dataset",
+        "glyphs",
+        "--source_path",
+        str(root / "data"),
+        *GLYPHS_TINY,
+        "--save_path",
+        str(root / "runs"),
+        "--project",
+        "p",
+        "--group",
+        "g",
+        "--seed",
+        "0",
+        "--arch",
+        "smallnet_normalize",
+        "--not_pretrained",
+        "--embed_dim",
+        "16",
+        "--loss",
+        "margin",
+        "--batch_mining",
+        "distance",
+        "--bs",
+        "32",
+        "--samples_per_class",
+        "4",
+        "--lr",
+        "1e-3",
+        "--n_epochs",
+        str(epochs),
+        "--iters_per_epoch",
+        "2",
+        "--kernels",
+        "0",
+        "--use_tv_split",
+        "--evaluation_metrics",
+        "e_recall@1",
+        "mAP_at_r",
+        "--storage_metrics",
+        "e_recall@1",
+        "mAP_at_r",
+        *extra,
+    ]
 
 
 def _child(args: list[str], fault: str | None, output: str) -> None:
@@ -43,13 +86,14 @@ def _child(args: list[str], fault: str | None, output: str) -> None:
     else:
         os.environ.pop("DMLBENCH_FAULT", None)
     faults.reset()
-    torch.set_num_threads(1)   # libgomp's thread team does not survive a fork
+    torch.set_num_threads(1)  # libgomp's thread team does not survive a fork
     sink = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(sink, 1)
     os.dup2(sink, 2)
     # print must reach fd 1, not pytest's capture object
     sys.stdout = sys.stderr = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
     import main
+
     code = main.main(args)
     sys.stdout.flush()
     os._exit(code)
@@ -65,23 +109,29 @@ def run_forked(args: list[str], fault: str | None = None, output: str = os.devnu
 
 def _strip(value):
     if isinstance(value, dict):
-        return {k: _strip(v) for k, v in value.items()
-                if not k.endswith("time_s") and k != "run_dir"}
+        return {
+            k: _strip(v) for k, v in value.items() if not k.endswith("time_s") and k != "run_dir"
+        }
     return value
 
 
 def record_of(root) -> tuple[list[dict], dict, dict]:
     folder = root / "runs" / "p" / "g_s0"
-    rows = [_strip(json.loads(line)) for line in
-            (folder / "metrics.jsonl").read_text().splitlines()]
+    rows = [
+        _strip(json.loads(line)) for line in (folder / "metrics.jsonl").read_text().splitlines()
+    ]
     summary = _strip(json.loads((folder / "summary.json").read_text()))
     model = torch.load(folder / "checkpoints" / "last.pt", weights_only=True)["model"]
     return rows, summary, model
 
 
 def same_record(a, b) -> bool:
-    return a[0] == b[0] and a[1] == b[1] and a[2].keys() == b[2].keys() and all(
-        torch.equal(a[2][k], b[2][k]) for k in a[2])
+    return (
+        a[0] == b[0]
+        and a[1] == b[1]
+        and a[2].keys() == b[2].keys()
+        and all(torch.equal(a[2][k], b[2][k]) for k in a[2])
+    )
 
 
 @pytest.fixture(scope="module")
@@ -97,13 +147,15 @@ def kill_and_resume(root, faults_in_order: list[str]) -> tuple[list[int], tuple]
     return codes, record_of(root)
 
 
-SUBSET = [["step:1"],                       # during epoch 1 (issue 14, row 1)
-          ["row_appended:3"],               # epoch 0's rows logged, no last.pt yet
-          ["split_evaluated:5"],            # during epoch 1's evaluation
-          ["checkpoint_written:3"],         # a checkpoint complete on disk but not renamed
-          ["checkpoint_rotated:2"],         # last.pt moved to last.prev.pt, new one not in place
-          ["atomic_written:9"],             # a summary written but not renamed
-          ["step:3", "checkpoint_rotated:1", "split_evaluated:2"]]   # killed again on resume
+SUBSET = [
+    ["step:1"],  # during epoch 1 (issue 14, row 1)
+    ["row_appended:3"],  # epoch 0's rows logged, no last.pt yet
+    ["split_evaluated:5"],  # during epoch 1's evaluation
+    ["checkpoint_written:3"],  # a checkpoint complete on disk but not renamed
+    ["checkpoint_rotated:2"],  # last.pt moved to last.prev.pt, new one not in place
+    ["atomic_written:9"],  # a summary written but not renamed
+    ["step:3", "checkpoint_rotated:1", "split_evaluated:2"],
+]  # killed again on resume
 
 
 @pytest.mark.parametrize("chain", SUBSET, ids=["+".join(c) for c in SUBSET])
@@ -115,8 +167,16 @@ def test_killed_run_resumes_bit_identically(tmp_path, baseline, chain):
 
 def test_embedding_store_sampler_and_memory_bank_resume_bit_identically(tmp_path):
     """Their state (the stored embeddings, the queue) lives in the checkpoint, not rebuilt."""
-    extra = ["--data_sampler", "greedy_coreset", "--data_batchmatch_bigbs", "64",
-             "--batch_mining", "memory_bank", "--miner_memory_bank_size", "48"]
+    extra = [
+        "--data_sampler",
+        "greedy_coreset",
+        "--data_batchmatch_bigbs",
+        "64",
+        "--batch_mining",
+        "memory_bank",
+        "--miner_memory_bank_size",
+        "48",
+    ]
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     assert run_forked(args_for(straight, *extra)) == 0
     assert run_forked(args_for(killed, *extra), "step:5") == FAULT_EXIT
@@ -124,8 +184,10 @@ def test_embedding_store_sampler_and_memory_bank_resume_bit_identically(tmp_path
     assert same_record(record_of(killed), record_of(straight))
 
 
-@pytest.mark.skipif(not os.environ.get("DMLBENCH_FAULT_SWEEP"),
-                    reason="the full sweep (~60 kills) runs with DMLBENCH_FAULT_SWEEP=1")
+@pytest.mark.skipif(
+    not os.environ.get("DMLBENCH_FAULT_SWEEP"),
+    reason="the full sweep (~60 kills) runs with DMLBENCH_FAULT_SWEEP=1",
+)
 def test_every_kill_point_resumes_bit_identically(tmp_path, baseline):
     tried, identical, failures = 0, 0, []
     for point in POINTS:
@@ -133,7 +195,7 @@ def test_every_kill_point_resumes_bit_identically(tmp_path, baseline):
         while True:
             root = tmp_path / f"{point}_{n}"
             first = run_forked(args_for(root), f"{point}:{n}")
-            if first == 0:          # fewer than n passes through this point
+            if first == 0:  # fewer than n passes through this point
                 break
             assert first == FAULT_EXIT
             tried += 1
@@ -154,8 +216,9 @@ def test_real_sigkill_and_sigterm_by_timing(tmp_path, baseline):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     stopped = []
     for sig in (signal.SIGTERM, signal.SIGKILL):
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, env=env)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+        )
         seen = len(log.read_text().splitlines()) if log.exists() else 0
         deadline = time.time() + 120
         while proc.poll() is None and time.time() < deadline:
@@ -164,7 +227,7 @@ def test_real_sigkill_and_sigterm_by_timing(tmp_path, baseline):
             time.sleep(0.05)
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
-        if proc.returncode == 0:      # finished before the signal: nothing to resume
+        if proc.returncode == 0:  # finished before the signal: nothing to resume
             break
         assert proc.returncode in (128 + sig, -sig), err
         stopped.append(sig)
@@ -173,6 +236,6 @@ def test_real_sigkill_and_sigterm_by_timing(tmp_path, baseline):
             assert "Traceback" not in err
             assert lines[-1].startswith("main.py: error: stopped by SIGTERM (checkpoint of epoch")
             assert "resume with: python main.py --dataset glyphs" in lines[-1]
-    assert signal.SIGTERM in stopped       # the first signal always lands in a running epoch
+    assert signal.SIGTERM in stopped  # the first signal always lands in a running epoch
     assert subprocess.run(cmd, cwd=ROOT, capture_output=True, env=env, check=False).returncode == 0
     assert same_record(record_of(tmp_path), baseline)

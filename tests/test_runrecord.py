@@ -1,4 +1,5 @@
 """The run record: atomic writes, a torn metric log, model selection, the end-of-run table."""
+
 from __future__ import annotations
 
 import json
@@ -40,24 +41,31 @@ def test_metric_log_ignores_a_torn_last_line(tmp_path):
 def test_selection_keeps_first_best_and_ignores_other_splits_and_nan():
     sel = Selection("val", "e_recall@1")
     assert sel.update(0, {"val": {"e_recall@1": 0.2}, "test": {"e_recall@1": 0.9}})
-    assert not sel.update(1, {"val": {"e_recall@1": 0.2}})          # a tie keeps the earlier epoch
+    assert not sel.update(1, {"val": {"e_recall@1": 0.2}})  # a tie keeps the earlier epoch
     assert not sel.update(2, {"val": {"e_recall@1": float("nan")}})
-    assert not sel.update(3, {"test": {"e_recall@1": 1.0}})          # never chosen on test
+    assert not sel.update(3, {"test": {"e_recall@1": 1.0}})  # never chosen on test
     assert sel.update(4, {"val": {"e_recall@1": 0.5}})
     assert (sel.best_epoch, sel.best_value) == (4, 0.5)
     assert sel.rule == "max e_recall@1 on the val split"
 
 
 def test_table_shows_before_selected_and_last():
-    summary = {"untrained": {"test": {"e_recall@1": 0.1, "nmi": 0.3}},
-               "selected": {"test": {"e_recall@1": 0.5, "nmi": 0.6}},
-               "last": {"test": {"e_recall@1": 0.4, "nmi": 0.55}},
-               "selected_epoch": 3, "last_epoch": 5, "run_dir": "x",
-               "selection": {"rule": "max e_recall@1 on the val split"}}
+    summary = {
+        "untrained": {"test": {"e_recall@1": 0.1, "nmi": 0.3}},
+        "selected": {"test": {"e_recall@1": 0.5, "nmi": 0.6}},
+        "last": {"test": {"e_recall@1": 0.4, "nmi": 0.55}},
+        "selected_epoch": 3,
+        "last_epoch": 5,
+        "run_dir": "x",
+        "selection": {"rule": "max e_recall@1 on the val split"},
+    }
     text = format_table(summary)
     lines = text.splitlines()
     assert lines[0].split()[-2:] == ["R@1", "NMI"]
-    assert lines[2].startswith("untrained (epoch 0)") and lines[2].split()[-2:] == ["0.1000", "0.3000"]
+    assert lines[2].startswith("untrained (epoch 0)") and lines[2].split()[-2:] == [
+        "0.1000",
+        "0.3000",
+    ]
     assert lines[3].startswith("selected (epoch 3)") and "0.5000" in lines[3]
     assert lines[4].startswith("last (epoch 5)") and "0.4000" in lines[4]
     assert "max e_recall@1 on the val split" in lines[5]
@@ -67,13 +75,19 @@ def test_run_name_and_config_differences_ignore_resumable_flags():
     from types import SimpleNamespace
 
     from runrecord.record import config_differences, run_name
-    assert run_name(SimpleNamespace(group="CUB_Margin", seed=3, savename="group_plus_seed")) \
+
+    assert (
+        run_name(SimpleNamespace(group="CUB_Margin", seed=3, savename="group_plus_seed"))
         == "CUB_Margin_s3"
+    )
     assert run_name(SimpleNamespace(group="g", seed=3, savename="mine")) == "mine"
     saved = {"lr": 1e-5, "kernels": 6, "n_epochs": 10, "tau": [1000]}
-    assert config_differences(saved, {"lr": 1e-5, "kernels": 2, "n_epochs": 20, "tau": (1000,)}) == []
-    assert config_differences(saved, {"lr": 1e-4, "kernels": 6, "n_epochs": 10, "tau": [1000]}) \
-        == ["lr"]
+    assert (
+        config_differences(saved, {"lr": 1e-5, "kernels": 2, "n_epochs": 20, "tau": (1000,)}) == []
+    )
+    assert config_differences(saved, {"lr": 1e-4, "kernels": 6, "n_epochs": 10, "tau": [1000]}) == [
+        "lr"
+    ]
 
 
 class FakeWandb:
@@ -100,6 +114,7 @@ class FakeWandb:
 
             def finish(self):
                 fake.logged.append("finished")
+
         return Run()
 
 
@@ -107,6 +122,7 @@ def test_wandb_sink_logs_scalars_and_histograms_offline_without_key(tmp_path, mo
     import sys
 
     from runrecord.wandb_sink import WandbSink
+
     fake = FakeWandb()
     monkeypatch.setitem(sys.modules, "wandb", fake)
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
@@ -123,12 +139,13 @@ def test_failing_wandb_disables_the_sink_without_raising(tmp_path, monkeypatch, 
     import sys
 
     from runrecord.wandb_sink import WandbSink
+
     monkeypatch.setitem(sys.modules, "wandb", FakeWandb(**{failure: True}))
     with pytest.warns(UserWarning, match="W&B logging disabled"):
         sink = WandbSink(str(tmp_path), "p", "g", "g_s0", {})
         sink.log(1, "test", {"e_recall@1": 0.1})
     assert sink.run is None
-    sink.log(2, "test", {"e_recall@1": 0.2})   # a disabled sink stays quiet
+    sink.log(2, "test", {"e_recall@1": 0.2})  # a disabled sink stays quiet
     sink.finish()
 
 
@@ -136,8 +153,15 @@ def tiny_record(tmp_path):
     from types import SimpleNamespace
 
     from runrecord import RunRecord
-    opt = SimpleNamespace(save_path=str(tmp_path), project="p", group="g", seed=0,
-                          savename="group_plus_seed", as_dict=lambda: {"lr": 1.0})
+
+    opt = SimpleNamespace(
+        save_path=str(tmp_path),
+        project="p",
+        group="g",
+        seed=0,
+        savename="group_plus_seed",
+        as_dict=lambda: {"lr": 1.0},
+    )
     return RunRecord(opt)
 
 
@@ -157,9 +181,16 @@ def test_train_state_is_plain_data_and_round_trips(tmp_path):
         optim = torch.optim.Adam(list(model.parameters()) + list(loss.parameters()))
         sched = torch.optim.lr_scheduler.MultiStepLR(optim, milestones=[2, 4], gamma=0.5)
         miner = MINERS.build("memory_bank", None, seed=3)
-        return TrainState(model=model, loss=loss, optimizer=optim, scheduler=sched, miner=miner,
-                          sampler=object(), selections=[Selection("val", "e_recall@1")],
-                          config={"lr": 1e-3, "tau": [2, 4]})
+        return TrainState(
+            model=model,
+            loss=loss,
+            optimizer=optim,
+            scheduler=sched,
+            miner=miner,
+            sampler=object(),
+            selections=[Selection("val", "e_recall@1")],
+            config={"lr": 1e-3, "tau": [2, 4]},
+        )
 
     a = make()
     a.model(torch.randn(8, 4)).sum().backward()
@@ -172,7 +203,7 @@ def test_train_state_is_plain_data_and_round_trips(tmp_path):
     buffer = io.BytesIO()
     torch.save(a.state_dict(), buffer)
     draws = (random.random(), np.random.rand(), torch.rand(1).item())
-    saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)   # plain data only
+    saved = torch.load(io.BytesIO(buffer.getvalue()), weights_only=True)  # plain data only
     assert set(saved) == set(TrainState.KEYS)
     b = make()
     b.load_state_dict(saved)
@@ -189,13 +220,14 @@ def test_train_state_is_plain_data_and_round_trips(tmp_path):
 
 def test_checkpoint_rotation_keeps_the_previous_and_falls_back(tmp_path):
     import torch
+
     record = tiny_record(tmp_path)
     record.save_checkpoint("last", {"epoch": 1, "w": torch.ones(2)}, keep_previous=True)
     record.save_checkpoint("last", {"epoch": 2, "w": torch.zeros(2)}, keep_previous=True)
     folder = tmp_path / "p" / "g_s0" / "checkpoints"
     assert sorted(os.listdir(folder)) == ["last.prev.pt", "last.pt"]
     assert record.load_checkpoint()["epoch"] == 2 and record.notes == []
-    os.remove(folder / "last.pt")        # stopped between the two renames
+    os.remove(folder / "last.pt")  # stopped between the two renames
     assert record.load_checkpoint()["epoch"] == 1
     assert "stopped while replacing last.pt" in record.notes[-1]
     with pytest.raises(Exception, match="Unsupported|not allowed|weights"):
@@ -218,6 +250,7 @@ def test_the_log_is_cut_back_to_the_checkpoint_epoch(tmp_path):
 
 def test_every_torch_load_in_the_repository_is_weights_only():
     import re
+
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     offenders = []
     for folder, dirs, files in os.walk(root):

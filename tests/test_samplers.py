@@ -1,4 +1,5 @@
 """Invariants of every registered batch sampler (datasampler/), on tiny label sets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,18 +14,37 @@ CATEGORY = [n for n in ALL if SAMPLERS.get(n).needs_categories]
 EMBEDDING = [n for n in ALL if SAMPLERS.get(n).needs_embeddings]
 
 N_CLASSES, PER_CLASS, BS, SPC = 12, 6, 12, 3
-LABELS = np.repeat(np.arange(N_CLASSES), PER_CLASS)[::-1].copy()   # not sorted by index
-CATEGORIES = LABELS // 4                                             # 3 categories × 4 labels
+LABELS = np.repeat(np.arange(N_CLASSES), PER_CLASS)[::-1].copy()  # not sorted by index
+CATEGORIES = LABELS // 4  # 3 categories × 4 labels
 CAT_NAMES = np.array(["shoes", "bags", "hats"])[CATEGORIES]
 
 
-def make(name, labels=LABELS, bs=BS, spc=SPC, seed=0, rank=0, world_size=1, categories=CAT_NAMES,
-         embeds=None, **flags):
+def make(
+    name,
+    labels=LABELS,
+    bs=BS,
+    spc=SPC,
+    seed=0,
+    rank=0,
+    world_size=1,
+    categories=CAT_NAMES,
+    embeds=None,
+    **flags,
+):
     opts = {p.dest: flags.get(p.name, p.default) for p in SAMPLERS.params(name)}
     if SAMPLERS.get(name).needs_embeddings and "bigbs" not in flags:
         opts["data_batchmatch_bigbs"] = 4 * bs
-    sampler = SAMPLERS.build(name, opts, labels=labels, batch_size=bs, samples_per_class=spc,
-                             seed=seed, categories=categories, rank=rank, world_size=world_size)
+    sampler = SAMPLERS.build(
+        name,
+        opts,
+        labels=labels,
+        batch_size=bs,
+        samples_per_class=spc,
+        seed=seed,
+        categories=categories,
+        rank=rank,
+        world_size=world_size,
+    )
     if sampler.needs_embeddings and embeds is not False:
         if embeds is None:
             embeds = np.random.default_rng(1).standard_normal((len(labels), 5)).astype(np.float32)
@@ -49,9 +69,9 @@ def test_batch_size_and_length(name):
 def test_class_groups(name):
     for b in epoch(make(name)):
         groups = LABELS[b].reshape(-1, SPC)
-        assert (groups == groups[:, :1]).all()                 # one label per group
-        assert len(np.unique(groups[:, 0])) == len(groups)     # distinct labels per batch
-        assert len(np.unique(b)) == BS                         # classes are big enough: no repeats
+        assert (groups == groups[:, :1]).all()  # one label per group
+        assert len(np.unique(groups[:, 0])) == len(groups)  # distinct labels per batch
+        assert len(np.unique(b)) == BS  # classes are big enough: no repeats
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -103,7 +123,7 @@ def test_full_random_covers_each_sample_at_most_once():
 
 
 def test_balance_uses_each_label_once_per_epoch():
-    sampler = make("balance", spc=2, bs=8)          # 4 labels per batch, 12 labels -> 3 batches
+    sampler = make("balance", spc=2, bs=8)  # 4 labels per batch, 12 labels -> 3 batches
     labels = np.concatenate([LABELS[b].reshape(-1, 2)[:, 0] for b in epoch(sampler)])
     assert len(sampler) == 3 and sorted(labels) == list(range(N_CLASSES))
 
@@ -112,7 +132,7 @@ def test_balance_uses_each_label_once_per_epoch():
 def test_category_limits(name):
     for b in epoch(make(name)):
         cats = CATEGORIES[b].reshape(-1, SPC)[:, 0]
-        assert len(np.unique(cats)) == 2                       # n_categories
+        assert len(np.unique(cats)) == 2  # n_categories
         assert all((cats == c).sum() == 2 for c in np.unique(cats))  # labels per category
 
 
@@ -121,9 +141,9 @@ def test_category_errors(name):
     with pytest.raises(ValueError, match="categories"):
         make(name, categories=None)
     with pytest.raises(ValueError, match="categories"):
-        make(name, n_categories=4, bs=24)                      # only 3 categories exist
+        make(name, n_categories=4, bs=24)  # only 3 categories exist
     with pytest.raises(ValueError, match="fewer than"):
-        make(name, n_categories=1, bs=15)                      # 5 labels of one category needed
+        make(name, n_categories=1, bs=15)  # 5 labels of one category needed
     assert len(epoch(make(name, n_categories=1, bs=15, resample_labels=True))) > 0
 
 
@@ -132,10 +152,10 @@ def test_distinct_category_balance_reuses_labels_only_when_exhausted():
     used: set[int] = set()
     for b in epoch(sampler):
         labels = LABELS[b].reshape(-1, SPC)[:, 0]
-        for c in dict.fromkeys((labels // 4).tolist()):      # categories in batch order
+        for c in dict.fromkeys((labels // 4).tolist()):  # categories in batch order
             if len(used) == N_CLASSES:
                 used = set()
-            in_cat = labels[labels // 4 == c]                  # labels 4c..4c+3 form category c
+            in_cat = labels[labels // 4 == c]  # labels 4c..4c+3 form category c
             fresh_before = set(range(4 * c, 4 * c + 4)) - used
             assert len(set(in_cat) & fresh_before) == min(len(in_cat), len(fresh_before))
             used |= set(in_cat.tolist())

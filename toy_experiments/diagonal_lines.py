@@ -23,6 +23,7 @@ test segments' positions are this module's own choice (the original's are not do
 flag (the original hard-coded 0.001; with 24-point batches that swaps about two of ~2,000
 triplets per batch, so the default here is larger), and results are aggregated over seeds.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,30 +36,42 @@ import numpy as np
 import torch
 from torch import nn
 
-TRAIN_SEGMENTS = [(0.10, 0.30), (0.35, 0.55), (0.60, 0.80), (0.85, 1.05)]   # along y = x
+TRAIN_SEGMENTS = [(0.10, 0.30), (0.35, 0.55), (0.60, 0.80), (0.85, 1.05)]  # along y = x
 #: (fixed coordinate axis, fixed value, range of the other coordinate)
-TEST_SEGMENTS = [("x", 0.2, (0.45, 0.65)), ("x", 0.2, (0.75, 0.95)),
-                 ("y", 0.2, (0.45, 0.65)), ("y", 0.2, (0.75, 0.95))]
+TEST_SEGMENTS = [
+    ("x", 0.2, (0.45, 0.65)),
+    ("x", 0.2, (0.75, 0.95)),
+    ("y", 0.2, (0.45, 0.65)),
+    ("y", 0.2, (0.75, 0.95)),
+]
 
 
-def make_data(rng: np.random.Generator, per_class: int = 15, n_line: int = 100
-              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def make_data(
+    rng: np.random.Generator, per_class: int = 15, n_line: int = 100
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """``(train_x (60, 2), train_y, test_x (60, 2), test_y)``: ``per_class`` points drawn from
     ``n_line``-point segments, four classes each."""
+
     def pick(line: np.ndarray) -> np.ndarray:
         return line[rng.choice(n_line, per_class, replace=False)]
 
-    train = [pick(np.stack([t, t], 1)) for t in (np.linspace(a, b, n_line)
-                                                 for a, b in TRAIN_SEGMENTS)]
+    train = [
+        pick(np.stack([t, t], 1)) for t in (np.linspace(a, b, n_line) for a, b in TRAIN_SEGMENTS)
+    ]
     test = []
     for axis, fixed, (a, b) in TEST_SEGMENTS:
         t = np.linspace(a, b, n_line)
-        line = np.stack([np.full_like(t, fixed), t] if axis == "x" else [t, np.full_like(t, fixed)],
-                        1)
+        line = np.stack(
+            [np.full_like(t, fixed), t] if axis == "x" else [t, np.full_like(t, fixed)], 1
+        )
         test.append(pick(line))
     labels = np.repeat(np.arange(4), per_class)
-    return (np.concatenate(train).astype(np.float32), labels,
-            np.concatenate(test).astype(np.float32), labels.copy())
+    return (
+        np.concatenate(train).astype(np.float32),
+        labels,
+        np.concatenate(test).astype(np.float32),
+        labels.copy(),
+    )
 
 
 class MLP(nn.Module):
@@ -66,8 +79,13 @@ class MLP(nn.Module):
 
     def __init__(self, hidden: int = 30, out: int = 2):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(2, hidden), nn.ReLU(), nn.Linear(hidden, hidden),
-                                 nn.ReLU(), nn.Linear(hidden, out))
+        self.net = nn.Sequential(
+            nn.Linear(2, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, hidden),
+            nn.ReLU(),
+            nn.Linear(hidden, out),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.normalize(self.net(x), dim=-1)
@@ -80,8 +98,13 @@ def all_triplets(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return torch.nonzero((same & ~eye)[:, :, None] & ~same[:, None, :], as_tuple=True)
 
 
-def triplet_loss(embeds: torch.Tensor, labels: torch.Tensor, margin: float, rho: float,
-                 generator: torch.Generator) -> torch.Tensor:
+def triplet_loss(
+    embeds: torch.Tensor,
+    labels: torch.Tensor,
+    margin: float,
+    rho: float,
+    generator: torch.Generator,
+) -> torch.Tensor:
     """Contrastive loss over all triplets (a, p, n) of the batch: d(a, p) + [m − d(a, n)]₊.
 
     With probability ``rho`` a triplet's negative is replaced by its positive and only the push
@@ -95,9 +118,17 @@ def triplet_loss(embeds: torch.Tensor, labels: torch.Tensor, margin: float, rho:
     return torch.where(swap, regular, base).mean()
 
 
-def train(x: np.ndarray, y: np.ndarray, seed: int, rho: float, iters: int = 200,
-          batch_per_class: int = 6, lr: float = 0.03, margin: float = 0.1,
-          embed_dim: int = 2) -> MLP:
+def train(
+    x: np.ndarray,
+    y: np.ndarray,
+    seed: int,
+    rho: float,
+    iters: int = 200,
+    batch_per_class: int = 6,
+    lr: float = 0.03,
+    margin: float = 0.1,
+    embed_dim: int = 2,
+) -> MLP:
     """Adam, ``iters`` steps of ``4 * batch_per_class`` points (the same classes every batch)."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -106,8 +137,12 @@ def train(x: np.ndarray, y: np.ndarray, seed: int, rho: float, iters: int = 200,
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     xs, ys = torch.from_numpy(x), torch.from_numpy(y)
     for _ in range(iters):
-        idx = np.concatenate([rng.choice(np.flatnonzero(y == c), batch_per_class, replace=False)
-                              for c in np.unique(y)])
+        idx = np.concatenate(
+            [
+                rng.choice(np.flatnonzero(y == c), batch_per_class, replace=False)
+                for c in np.unique(y)
+            ]
+        )
         loss = triplet_loss(model(xs[idx]), ys[idx], margin, rho, gen)
         opt.zero_grad()
         loss.backward()
@@ -144,8 +179,9 @@ class Outcome:
     spectral_decay: float
 
 
-def run_seed(seed: int, rho: float, iters: int = 200, margin: float = 0.1, embed_dim: int = 2
-             ) -> tuple[list[Outcome], dict]:
+def run_seed(
+    seed: int, rho: float, iters: int = 200, margin: float = 0.1, embed_dim: int = 2
+) -> tuple[list[Outcome], dict]:
     """Both variants on one seed's data; also returns what the figure needs."""
     tx, ty, sx, sy = make_data(np.random.default_rng(seed))
     out, drawn = [], {"train": (tx, ty), "test": (sx, sy)}
@@ -153,8 +189,11 @@ def run_seed(seed: int, rho: float, iters: int = 200, margin: float = 0.1, embed
         model = train(tx, ty, seed, r, iters, margin=margin, embed_dim=embed_dim)
         with torch.no_grad():
             e_tr, e_te = model(torch.from_numpy(tx)).numpy(), model(torch.from_numpy(sx)).numpy()
-        out.append(Outcome(seed, variant, recall_at_1(e_te, sy), recall_at_1(e_tr, ty),
-                           spectral_decay(e_tr)))
+        out.append(
+            Outcome(
+                seed, variant, recall_at_1(e_te, sy), recall_at_1(e_tr, ty), spectral_decay(e_tr)
+            )
+        )
         drawn[variant] = (e_tr, e_te)
     return out, drawn
 
@@ -186,15 +225,16 @@ def draw(drawn: dict, rho: float, path: str) -> None:
     for c in range(4):
         ax.scatter(*tx[ty == c].T, c=colours[c], s=18, label=f"train {c}")
         ax.scatter(*sx[sy == c].T, c=test_colours[c], s=22, marker="x", label=f"test {c}")
-    ax.set_title("data: 4 train classes on the diagonal (•), 4 unseen test classes (×)",
-                 fontsize=10)
+    ax.set_title(
+        "data: 4 train classes on the diagonal (•), 4 unseen test classes (×)", fontsize=10
+    )
     ax.set_aspect("equal")
     ax.legend(fontsize=7, ncol=2, loc="center right")
     for ax, variant in zip(axes[1:3], ("base", "regularised")):
         e_tr, e_te = drawn[variant]
         measured = f"test R@1 {recall_at_1(e_te, sy):.2f}\nρ(Φ) {spectral_decay(e_tr):.3f}"
         where = "on the unit circle"
-        if e_tr.shape[1] > 2:   # onto the train embeddings' two main directions
+        if e_tr.shape[1] > 2:  # onto the train embeddings' two main directions
             basis = np.linalg.svd(e_tr, full_matrices=False)[2][:2].T
             e_tr, e_te = e_tr @ basis, e_te @ basis
             where = f"of {basis.shape[0]}-d, projected"
@@ -206,8 +246,15 @@ def draw(drawn: dict, rho: float, path: str) -> None:
             ax.scatter(*e_te[sy == c].T, c=test_colours[c], s=30, marker="x")
         label = "base" if variant == "base" else f"ρ-regularised (ρ = {rho:g})"
         ax.set_title(f"{label}: embedding {where} (zoomed)", fontsize=10)
-        ax.text(0.03, 0.97, measured, transform=ax.transAxes, va="top",
-                fontsize=9, bbox={"facecolor": "white", "edgecolor": "0.8"})
+        ax.text(
+            0.03,
+            0.97,
+            measured,
+            transform=ax.transAxes,
+            va="top",
+            fontsize=9,
+            bbox={"facecolor": "white", "edgecolor": "0.8"},
+        )
         # the embeddings cover a short arc: zoom onto it, keeping the aspect ratio
         both = np.concatenate([e_tr, e_te])
         centre = (both.max(0) + both.min(0)) / 2
@@ -219,8 +266,13 @@ def draw(drawn: dict, rho: float, path: str) -> None:
     width = 0.38
     for i, (variant, colour) in enumerate((("base", "0.4"), ("regularised", "tab:green"))):
         s = spectrum(drawn[variant][0])
-        ax.bar(np.arange(len(s)) + (i - 0.5) * width, s, width, color=colour,
-               label="base" if variant == "base" else "ρ-regularised")
+        ax.bar(
+            np.arange(len(s)) + (i - 0.5) * width,
+            s,
+            width,
+            color=colour,
+            label="base" if variant == "base" else "ρ-regularised",
+        )
     ax.axhline(1 / len(s), c="0.6", ls=":", lw=1, label="flat")
     ax.set_xticks(range(len(s)), [f"σ{i + 1}" for i in range(len(s))])
     ax.set_ylim(0, 1)
@@ -232,22 +284,31 @@ def draw(drawn: dict, rho: float, path: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m toy_experiments.diagonal_lines",
-                                     description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m toy_experiments.diagonal_lines", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--seeds", type=int, default=10, help="seeds 0..N-1 (the figure: seed 0)")
-    parser.add_argument("--rho", type=float, default=0.05,
-                        help="probability of swapping a triplet's negative for its positive")
+    parser.add_argument(
+        "--rho",
+        type=float,
+        default=0.05,
+        help="probability of swapping a triplet's negative for its positive",
+    )
     parser.add_argument("--margin", type=float, default=0.1, help="push margin m")
-    parser.add_argument("--embed_dim", type=int, default=2,
-                        help="output dimension (the paper's figure: 2; larger ones are drawn "
-                             "projected onto their two main directions)")
+    parser.add_argument(
+        "--embed_dim",
+        type=int,
+        default=2,
+        help="output dimension (the paper's figure: 2; larger ones are drawn "
+        "projected onto their two main directions)",
+    )
     parser.add_argument("--iters", type=int, default=200, help="training iterations per model")
     parser.add_argument("--out", default="diagonal_lines.png", help="figure file")
     parser.add_argument("--json", default="", help="also write every seed's outcome here")
     args = parser.parse_args(argv)
     if args.seeds < 1 or not 0 <= args.rho <= 1 or args.iters < 1 or args.embed_dim < 2:
         parser.error("--seeds and --iters must be >= 1, --embed_dim >= 2, --rho within [0, 1]")
-    torch.set_num_threads(1)   # 24-point batches: threads only add overhead
+    torch.set_num_threads(1)  # 24-point batches: threads only add overhead
     start = time.perf_counter()
     outcomes: list[Outcome] = []
     for seed in range(args.seeds):
@@ -256,8 +317,10 @@ def main(argv: list[str] | None = None) -> int:
         if seed == 0:
             draw(drawn, args.rho, args.out)
     table = summarise(outcomes)
-    print(f"{args.seeds} seeds, ρ = {args.rho:g}, {args.iters} iterations "
-          f"({time.perf_counter() - start:.1f} s); figure: {args.out}")
+    print(
+        f"{args.seeds} seeds, ρ = {args.rho:g}, {args.iters} iterations "
+        f"({time.perf_counter() - start:.1f} s); figure: {args.out}"
+    )
     print(f"{'variant':<13}{'test R@1':>17}{'train R@1':>17}{'ρ(Φ) (lower: flatter)':>26}")
     for variant, row in table.items():
         cells = "".join(f"{m:>11.3f} ± {s:.3f}" for m, s in row.values())
@@ -266,12 +329,17 @@ def main(argv: list[str] | None = None) -> int:
     reg = [o for o in outcomes if o.variant == "regularised"]
     better = sum(r.test_recall_at_1 > b.test_recall_at_1 for b, r in zip(base, reg))
     flatter = sum(r.spectral_decay < b.spectral_decay for b, r in zip(base, reg))
-    print(f"regularised beats base on test R@1 in {better}/{args.seeds} seeds, "
-          f"has the flatter spectrum in {flatter}/{args.seeds}")
+    print(
+        f"regularised beats base on test R@1 in {better}/{args.seeds} seeds, "
+        f"has the flatter spectrum in {flatter}/{args.seeds}"
+    )
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"rho": args.rho, "outcomes": [asdict(o) for o in outcomes],
-                       "summary": table}, f, indent=1)
+            json.dump(
+                {"rho": args.rho, "outcomes": [asdict(o) for o in outcomes], "summary": table},
+                f,
+                indent=1,
+            )
     return 0
 
 

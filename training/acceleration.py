@@ -12,6 +12,7 @@
 - ``--compile``: ``torch.compile`` of the (DDP-wrapped) network. The saved state dicts stay those of
   the plain network (main.py saves ``model``, not the compiled wrapper).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -38,15 +39,18 @@ def bf16_supported(device: torch.device) -> bool:
 def amp_dtype(device: torch.device, choice: str = "auto") -> torch.dtype:
     """The autocast dtype of ``--amp`` on ``device``: bf16 where supported, else fp16."""
     if choice not in AMP_CHOICES:
-        raise AccelerationError(f"--amp_dtype {choice!r} is not allowed; choose one of: "
-                                + ", ".join(AMP_CHOICES))
+        raise AccelerationError(
+            f"--amp_dtype {choice!r} is not allowed; choose one of: " + ", ".join(AMP_CHOICES)
+        )
     if choice == "fp16":
         if device.type != "cuda":
             raise AccelerationError("--amp_dtype fp16 needs a CUDA GPU; use bf16 on the CPU")
         return torch.float16
     if choice == "bf16" and not bf16_supported(device):
-        raise AccelerationError(f"--amp_dtype bf16 is not supported on {device} (CUDA compute "
-                                "capability 8.0 or newer needed); use --amp_dtype fp16")
+        raise AccelerationError(
+            f"--amp_dtype bf16 is not supported on {device} (CUDA compute "
+            "capability 8.0 or newer needed); use --amp_dtype fp16"
+        )
     return torch.bfloat16 if bf16_supported(device) else torch.float16
 
 
@@ -85,14 +89,18 @@ def check_compile(enabled: bool, backend: str = "inductor") -> None:
     if not hasattr(torch, "compile"):
         raise AccelerationError("--compile needs torch >= 2.0; drop --compile")
     try:
-        importlib.import_module("torch._inductor")   # the default backend
-    except Exception as err:  # noqa: BLE001 - any import failure means no compiling here
-        raise AccelerationError(f"--compile is unavailable here ({type(err).__name__}: {err}); "
-                                "drop --compile") from None
+        importlib.import_module("torch._inductor")  # the default backend
+    except Exception as err:
+        raise AccelerationError(
+            f"--compile is unavailable here ({type(err).__name__}: {err}); drop --compile"
+        ) from None
     if backend == "inductor" and not (
-            shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")):
-        raise AccelerationError("--compile needs a C++ compiler (g++/clang++) on the PATH for "
-                                "torch's inductor; install one or drop --compile")
+        shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    ):
+        raise AccelerationError(
+            "--compile needs a C++ compiler (g++/clang++) on the PATH for "
+            "torch's inductor; install one or drop --compile"
+        )
 
 
 def compile_model(model: nn.Module, enabled: bool = False, **kwargs) -> nn.Module:
@@ -103,10 +111,14 @@ def compile_model(model: nn.Module, enabled: bool = False, **kwargs) -> nn.Modul
     return torch.compile(model, **kwargs)
 
 
-def describe(dtype: torch.dtype | None, channels_last: bool, compiled: bool,
-             device: torch.device) -> str:
+def describe(
+    dtype: torch.dtype | None, channels_last: bool, compiled: bool, device: torch.device
+) -> str:
     """One line for the run's log: what the step runs with."""
-    amp = {None: "fp32", torch.bfloat16: "bf16 autocast",
-           torch.float16: "fp16 autocast + GradScaler"}[dtype]
+    amp = {
+        None: "fp32",
+        torch.bfloat16: "bf16 autocast",
+        torch.float16: "fp16 autocast + GradScaler",
+    }[dtype]
     layout = "channels_last" if channels_last and device.type == "cuda" else "NCHW"
     return f"{amp}, {layout}{', compiled' if compiled else ''}"

@@ -8,6 +8,7 @@ read once at the end of the epoch; each step reads one small tensor (loss and fi
 torchrun the flag is all-reduced, so that every rank skips the same steps.
 Known gap: a memory-bank miner has already enqueued the skipped batch's embeddings.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -34,15 +35,21 @@ class SkipBudget:
 
     def skip(self, epoch: int, batch: int, loss: float, log) -> None:
         self.count += 1
-        what = f"loss {loss}" if not math.isfinite(loss) else \
-            f"loss {loss:.4g} with non-finite gradients or BatchNorm statistics"
-        log(f"epoch {epoch}, batch {batch}: {what}; step skipped ({self.count} of at most "
-            f"{self.limit} per run, --max_nonfinite_steps)")
+        what = (
+            f"loss {loss}"
+            if not math.isfinite(loss)
+            else f"loss {loss:.4g} with non-finite gradients or BatchNorm statistics"
+        )
+        log(
+            f"epoch {epoch}, batch {batch}: {what}; step skipped ({self.count} of at most "
+            f"{self.limit} per run, --max_nonfinite_steps)"
+        )
         if self.count >= self.limit:
             raise NonFiniteSteps(
                 f"training diverged: {self.count} non-finite steps (the last at epoch {epoch}, "
                 f"batch {batch}: {what}); last.pt keeps the last finite epoch; lower --lr or "
-                "check the loss flags")
+                "check the loss flags"
+            )
 
 
 def _max_abs(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
@@ -51,10 +58,24 @@ def _max_abs(tensors: list[torch.Tensor]) -> list[torch.Tensor]:
     return [n.reshape(()).float() for n in torch._foreach_norm(tensors, math.inf)]
 
 
-def train_one_epoch(model, loader, loss_fn, optimizer, device: torch.device, *, epoch: int,
-                    iters: int = 0, amp: bool | torch.dtype | None = False, scaler=None, grad_clip: float = 0.0,
-                    sampler=None, show_progress: bool = True, after_backward=None,
-                    budget: SkipBudget | None = None, log=print) -> dict[str, float]:
+def train_one_epoch(
+    model,
+    loader,
+    loss_fn,
+    optimizer,
+    device: torch.device,
+    *,
+    epoch: int,
+    iters: int = 0,
+    amp: bool | torch.dtype | None = False,
+    scaler=None,
+    grad_clip: float = 0.0,
+    sampler=None,
+    show_progress: bool = True,
+    after_backward=None,
+    budget: SkipBudget | None = None,
+    log=print,
+) -> dict[str, float]:
     """Train for one pass of ``loader`` (or ``iters`` batches); return the epoch's mean figures
     over the steps taken (``iterations``; ``skipped_steps`` when a step was skipped)."""
     model.train()
@@ -69,16 +90,24 @@ def train_one_epoch(model, loader, loss_fn, optimizer, device: torch.device, *, 
     sums: dict[str, Any] = {}
     tuples, taken, skipped = 0, 0, 0
     start = time.perf_counter()
-    bar = tqdm(batches, total=total, desc=f"epoch {epoch}", leave=False,
-               disable=None if show_progress else True)
+    bar = tqdm(
+        batches,
+        total=total,
+        desc=f"epoch {epoch}",
+        leave=False,
+        disable=None if show_progress else True,
+    )
     for batch, (images, labels, indices) in enumerate(bar):
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         if stats:
             torch._foreach_copy_(saved_stats, stats)
         # amp may name the autocast dtype (training.acceleration.amp_dtype: bf16 or fp16)
-        with torch.autocast(device_type=device.type, enabled=bool(amp),
-                            dtype=amp if isinstance(amp, torch.dtype) else None):
+        with torch.autocast(
+            device_type=device.type,
+            enabled=bool(amp),
+            dtype=amp if isinstance(amp, torch.dtype) else None,
+        ):
             embeds = model(images)
         loss = loss_fn(embeds.float(), labels)
         optimizer.zero_grad(set_to_none=True)
@@ -91,8 +120,9 @@ def train_one_epoch(model, loader, loss_fn, optimizer, device: torch.device, *, 
             after_backward()
         # The GradScaler skips steps with inf gradients itself (and lowers its scale).
         grads = [p.grad for p in params if p.grad is not None] if scaler is None else []
-        checks = torch.stack([loss.detach().float().reshape(()), *_max_abs(grads),
-                              *_max_abs(stats)])
+        checks = torch.stack(
+            [loss.detach().float().reshape(()), *_max_abs(grads), *_max_abs(stats)]
+        )
         finite = torch.isfinite(checks).all().float()
         if dist.is_available() and dist.is_initialized():  # every rank skips, or none
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)

@@ -10,6 +10,7 @@ unless ``--no_train_metrics``, val with ``--use_tv_split``, test) is written to
 and metrics the figures equal the run record's at the checkpoint's epoch: the same embedding pass
 and metric engine (:func:`training.evaluate_splits`) with the same seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ OWN_FLAGS = ("evaluate_only", "checkpoint", "save_retrievals")
 def explicit_flags(argv: Sequence[str]) -> set[str]:
     """Names (``dest``) of the flags actually given in ``argv``, defaults left out."""
     parser = parameters.build_parser()
-    for action in parser._actions:   # argparse has no public way to drop every default
+    for action in parser._actions:  # argparse has no public way to drop every default
         action.default = argparse.SUPPRESS
     return set(vars(parser.parse_args(list(argv))))
 
@@ -51,16 +52,19 @@ def run_namespace(saved: SavedModel, opt: Any, given: set[str]) -> argparse.Name
 
     Network-defining flags (``--arch``, ``--embed_dim``, ``--image_size``, ``--arch_*``) come
     from the run; giving a different value is a SavedRunError."""
-    clash = sorted(f for f in given if is_network_flag(f)
-                   and getattr(opt, f) != saved.config.get(f))
+    clash = sorted(
+        f for f in given if is_network_flag(f) and getattr(opt, f) != saved.config.get(f)
+    )
     if clash:
-        raise SavedRunError(f"--evaluate_only takes the network from the run "
-                            f"({saved.run_dir / 'config.json'}); drop --{' --'.join(clash)}")
+        raise SavedRunError(
+            f"--evaluate_only takes the network from the run "
+            f"({saved.run_dir / 'config.json'}); drop --{' --'.join(clash)}"
+        )
     defaults = vars(parameters.build_parser().parse_args([]))
     merged = {**defaults, **saved.config}
     merged.update({k: getattr(opt, k) for k in given if k not in OWN_FLAGS})
     merged.update({k: getattr(opt, k, None) for k in OWN_FLAGS})
-    merged["storage_metrics"] = []   # nothing is selected here
+    merged["storage_metrics"] = []  # nothing is selected here
     ns = argparse.Namespace(**merged)
     parameters.validate(ns)
     return ns
@@ -71,9 +75,12 @@ def eval_loaders(ns: argparse.Namespace, model: torch.nn.Module) -> dict[str, An
     splits = datasets.build_splits(ns, model.image_spec)
     chosen = {} if ns.no_train_metrics else {"train": splits["train_eval"]}
     chosen.update({name: splits[name] for name in ("val", "test") if name in splits})
-    return {name: torch.utils.data.DataLoader(ds, batch_size=ns.bs, shuffle=False,
-                                              num_workers=ns.kernels, worker_init_fn=worker_init)
-            for name, ds in chosen.items()}
+    return {
+        name: torch.utils.data.DataLoader(
+            ds, batch_size=ns.bs, shuffle=False, num_workers=ns.kernels, worker_init_fn=worker_init
+        )
+        for name, ds in chosen.items()
+    }
 
 
 def format_results(results: dict[str, dict], metrics: Sequence[str]) -> str:
@@ -87,14 +94,17 @@ def format_results(results: dict[str, dict], metrics: Sequence[str]) -> str:
     head = "split".ljust(8) + "".join(n.rjust(w) for n, w in zip(names, widths))
     lines = [head, "-" * len(head)]
     for split, values in results.items():
-        cells = "".join((f"{values[m]:.4f}" if isinstance(values.get(m), float) else "-").rjust(w)
-                        for m, w in zip(columns, widths))
+        cells = "".join(
+            (f"{values[m]:.4f}" if isinstance(values.get(m), float) else "-").rjust(w)
+            for m, w in zip(columns, widths)
+        )
         lines.append(split.ljust(8) + cells)
     return "\n".join(lines)
 
 
-def evaluate_checkpoint(opt: Any, argv: Sequence[str]
-                        ) -> tuple[dict[str, dict], argparse.Namespace]:
+def evaluate_checkpoint(
+    opt: Any, argv: Sequence[str]
+) -> tuple[dict[str, dict], argparse.Namespace]:
     """Evaluate ``opt.checkpoint``; write one ``eval_<dataset>_<split>.json`` per split beside it.
     Returns ``({split: {metric: value}}, the namespace used)``."""
     if not getattr(opt, "checkpoint", None):
@@ -105,21 +115,45 @@ def evaluate_checkpoint(opt: Any, argv: Sequence[str]
     device = torch.device("cuda" if use_cuda else "cpu")
     model = saved.model.to(device)
     loaders = eval_loaders(ns, model)
-    results = evaluate_splits(model, loaders, ns.evaluation_metrics, device,
-                              backend=ns.eval_backend, on_gpu=ns.evaluate_on_gpu and use_cuda,
-                              amp=ns.amp and use_cuda, seed=ns.seed, layer=ns.eval_layer)
+    results = evaluate_splits(
+        model,
+        loaders,
+        ns.evaluation_metrics,
+        device,
+        backend=ns.eval_backend,
+        on_gpu=ns.evaluate_on_gpu and use_cuda,
+        amp=ns.amp and use_cuda,
+        seed=ns.seed,
+        layer=ns.eval_layer,
+    )
     folder = Path(opt.checkpoint).parent
     for split, values in results.items():
-        write_json_atomic(str(folder / f"eval_{ns.dataset}_{split}.json"), {
-            "checkpoint": str(Path(opt.checkpoint).resolve()), "epoch": saved.epoch,
-            "run_dir": str(saved.run_dir), "arch": ns.arch, "dataset": ns.dataset,
-            "source_path": ns.source_path, "split": split, "eval_layer": ns.eval_layer,
-            "n_items": len(loaders[split].dataset), "metrics": values})
+        write_json_atomic(
+            str(folder / f"eval_{ns.dataset}_{split}.json"),
+            {
+                "checkpoint": str(Path(opt.checkpoint).resolve()),
+                "epoch": saved.epoch,
+                "run_dir": str(saved.run_dir),
+                "arch": ns.arch,
+                "dataset": ns.dataset,
+                "source_path": ns.source_path,
+                "split": split,
+                "eval_layer": ns.eval_layer,
+                "n_items": len(loaders[split].dataset),
+                "metrics": values,
+            },
+        )
     if getattr(opt, "save_retrievals", 0):
         from evaluation.visualize import pictures
 
-        files = pictures(saved, ns, folder / f"retrievals_{ns.dataset}.png",
-                         random=opt.save_retrievals, worst=opt.save_retrievals, seed=ns.seed)
+        files = pictures(
+            saved,
+            ns,
+            folder / f"retrievals_{ns.dataset}.png",
+            random=opt.save_retrievals,
+            worst=opt.save_retrievals,
+            seed=ns.seed,
+        )
         print("retrieval pictures: " + ", ".join(map(str, files)))
     return results, ns
 
@@ -129,12 +163,21 @@ def main(opt: Any, argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         results, ns = evaluate_checkpoint(opt, argv)
-    except (SavedRunError, FileNotFoundError, ValueError, RegistryError,
-            datasets.DatasetError) as err:
+    except (
+        SavedRunError,
+        FileNotFoundError,
+        ValueError,
+        RegistryError,
+        datasets.DatasetError,
+    ) as err:
         print(f"main.py: error: {err}", file=sys.stderr)
         return 2
     print(f"evaluated {opt.checkpoint}")
     print(format_results(results, ns.evaluation_metrics))
-    print("written: " + ", ".join(str(Path(opt.checkpoint).parent / f"eval_{ns.dataset}_{s}.json")
-                                  for s in results))
+    print(
+        "written: "
+        + ", ".join(
+            str(Path(opt.checkpoint).parent / f"eval_{ns.dataset}_{s}.json") for s in results
+        )
+    )
     return 0

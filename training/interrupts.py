@@ -6,6 +6,7 @@ Slurm pre-emption sends SIGTERM; Ctrl-C sends SIGINT. The handler raises at once
 to end: every file a run writes is atomic and a resume starts from the last complete checkpoint,
 so stopping anywhere else loses nothing but the epoch in progress.
 """
+
 from __future__ import annotations
 
 import signal

@@ -4,6 +4,7 @@ Parameter groups follow the original harness: the backbone at ``--lr``; the embe
 ``--fc_lr`` when it is >= 0; each loss's own parameters (proxies, β, centres) at the learning rates
 the loss declares, without weight decay.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,13 +15,22 @@ from torch import nn
 
 def build_optimizer(opt: Any, model: nn.Module, loss: nn.Module) -> torch.optim.Optimizer:
     head = getattr(model, "head", None)
-    head_ids = {id(p) for p in head.parameters()} if (head is not None and opt.fc_lr >= 0) else set()
+    head_ids = (
+        {id(p) for p in head.parameters()} if (head is not None and opt.fc_lr >= 0) else set()
+    )
     backbone = [p for p in model.parameters() if p.requires_grad and id(p) not in head_ids]
-    groups: list[dict] = [{"params": backbone, "lr": opt.lr, "weight_decay": opt.decay,
-                           "name": "backbone"}]
+    groups: list[dict] = [
+        {"params": backbone, "lr": opt.lr, "weight_decay": opt.decay, "name": "backbone"}
+    ]
     if head_ids:
-        groups.append({"params": [p for p in head.parameters() if p.requires_grad],
-                       "lr": opt.fc_lr, "weight_decay": opt.decay, "name": "embedding"})
+        groups.append(
+            {
+                "params": [p for p in head.parameters() if p.requires_grad],
+                "lr": opt.fc_lr,
+                "weight_decay": opt.decay,
+                "name": "embedding",
+            }
+        )
     for i, group in enumerate(loss.param_groups(opt.lr)):
         groups.append({"weight_decay": 0.0, "name": f"loss{i}", **group})
     groups = [g for g in groups if len(list(g["params"]))]

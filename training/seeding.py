@@ -1,4 +1,5 @@
 """Seeds and random-state snapshots of a run (device choice lives in ``distributed``)."""
+
 from __future__ import annotations
 
 import random
@@ -28,19 +29,36 @@ def rng_state() -> dict:
     ``torch.load(weights_only=True)``."""
     version, words, gauss = random.getstate()
     kind, keys, pos, has_gauss, cached = np.random.get_state()
-    return {"python": {"version": version, "words": torch.tensor(words, dtype=torch.int64),
-                       "gauss": gauss},
-            "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos,
-                      "has_gauss": has_gauss, "cached": cached},
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "python": {
+            "version": version,
+            "words": torch.tensor(words, dtype=torch.int64),
+            "gauss": gauss,
+        },
+        "numpy": {
+            "kind": kind,
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached": cached,
+        },
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def set_rng_state(state: dict) -> None:
     py, nps = state["python"], state["numpy"]
     random.setstate((py["version"], tuple(int(w) for w in py["words"].tolist()), py["gauss"]))
-    np.random.set_state((nps["kind"], nps["keys"].numpy().astype(np.uint32), nps["pos"],
-                         nps["has_gauss"], nps["cached"]))
+    np.random.set_state(
+        (
+            nps["kind"],
+            nps["keys"].numpy().astype(np.uint32),
+            nps["pos"],
+            nps["has_gauss"],
+            nps["cached"],
+        )
+    )
     torch.set_rng_state(state["torch"])
     if state.get("cuda") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])

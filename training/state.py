@@ -8,6 +8,7 @@ checkpoint loads with ``torch.load(weights_only=True)``.
 ``epoch`` is the last *completed* epoch: -1 before the untrained network (epoch 0) is evaluated, so
 a resumed run continues at ``epoch + 1`` whatever the point it stopped at.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -28,8 +29,10 @@ def _sampler_state(sampler: Any) -> dict | None:
     store = getattr(sampler, "store", None)
     if not getattr(sampler, "needs_embeddings", False) or store is None:
         return None
-    return {"store": torch.from_numpy(np.ascontiguousarray(store)),
-            "filled": torch.from_numpy(np.asarray(sampler.filled, dtype=bool))}
+    return {
+        "store": torch.from_numpy(np.ascontiguousarray(store)),
+        "filled": torch.from_numpy(np.asarray(sampler.filled, dtype=bool)),
+    }
 
 
 def _load_sampler_state(sampler: Any, state: dict | None) -> None:
@@ -46,9 +49,18 @@ class TrainState:
     """The live objects of a run plus its counters; :meth:`state_dict` / :meth:`load_state_dict`
     move all of them through one key list."""
 
-    def __init__(self, *, model: torch.nn.Module, loss: torch.nn.Module,
-                 optimizer: torch.optim.Optimizer, scheduler: Any, miner: Any, sampler: Any,
-                 selections: list[Selection], config: dict) -> None:
+    def __init__(
+        self,
+        *,
+        model: torch.nn.Module,
+        loss: torch.nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        miner: Any,
+        sampler: Any,
+        selections: list[Selection],
+        config: dict,
+    ) -> None:
         self.model, self.loss, self.optimizer, self.scheduler = model, loss, optimizer, scheduler
         self.miner, self.sampler, self.selections = miner, sampler, selections
         self.config = config
@@ -71,11 +83,14 @@ class TrainState:
             "optimizer": (self.optimizer.state_dict, self.optimizer.load_state_dict),
             "scheduler": (self.scheduler.state_dict, self.scheduler.load_state_dict),
             "miner": (self.miner.state_dict, self.miner.load_state_dict),
-            "sampler": (lambda: _sampler_state(self.sampler),
-                        lambda v: _load_sampler_state(self.sampler, v)),
-            "selections": (lambda: [s.to_dict() for s in self.selections],
-                           lambda v: setattr(self, "selections",
-                                             [Selection.from_dict(d) for d in v])),
+            "sampler": (
+                lambda: _sampler_state(self.sampler),
+                lambda v: _load_sampler_state(self.sampler, v),
+            ),
+            "selections": (
+                lambda: [s.to_dict() for s in self.selections],
+                lambda v: setattr(self, "selections", [Selection.from_dict(d) for d in v]),
+            ),
             "epoch": attr("epoch", int),
             "train_time": attr("train_time", float),
             "nonfinite_steps": attr("nonfinite_steps", int),
@@ -83,8 +98,20 @@ class TrainState:
             "config": attr("config", dict),
         }
 
-    KEYS = ("model", "loss", "optimizer", "scheduler", "miner", "sampler", "selections", "epoch",
-            "train_time", "nonfinite_steps", "rng", "config")
+    KEYS = (
+        "model",
+        "loss",
+        "optimizer",
+        "scheduler",
+        "miner",
+        "sampler",
+        "selections",
+        "epoch",
+        "train_time",
+        "nonfinite_steps",
+        "rng",
+        "config",
+    )
 
     def state_dict(self) -> dict:
         table = self._table()
@@ -93,8 +120,9 @@ class TrainState:
     def load_state_dict(self, state: dict) -> None:
         missing = [key for key in self.KEYS if key not in state]
         if missing:
-            raise ValueError(f"checkpoint lacks {', '.join(missing)} (written by another "
-                             "version of dmlbench)")
+            raise ValueError(
+                f"checkpoint lacks {', '.join(missing)} (written by another version of dmlbench)"
+            )
         table = self._table()
         for key in self.KEYS:
             table[key][1](state[key])
@@ -105,12 +133,19 @@ class TrainState:
         bad = []
         for prefix, module in (("model", self.model), ("loss", self.loss)):
             for name, value in module.state_dict().items():
-                if torch.is_tensor(value) and value.is_floating_point() \
-                        and not bool(torch.isfinite(value).all()):
+                if (
+                    torch.is_tensor(value)
+                    and value.is_floating_point()
+                    and not bool(torch.isfinite(value).all())
+                ):
                     bad.append(f"{prefix}.{name}")
         return bad
 
     def nbytes(self) -> int:
         """Bytes of the model's and loss's tensors (sizes the checkpoints)."""
-        return sum(v.numel() * v.element_size() for m in (self.model, self.loss)
-                   for v in m.state_dict().values() if torch.is_tensor(v))
+        return sum(
+            v.numel() * v.element_size()
+            for m in (self.model, self.loss)
+            for v in m.state_dict().values()
+            if torch.is_tensor(v)
+        )
