@@ -5,7 +5,7 @@ BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed-$(shell md5sum requirements.txt | cut -c1-8)
 DEMO_DIR ?= runs
 
-.PHONY: install demo demo-clean test bench clean study study-clean
+.PHONY: install demo demo-clean test lint fmt bench clean study study-clean
 
 install: $(STAMP)
 
@@ -41,6 +41,15 @@ study-clean:
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# ruff (configured in pyproject.toml): lint rules and formatting; `make fmt` applies the formatting
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # Prints figures (never asserted in tests); the evaluation benchmark alone takes a few minutes.
 bench: $(STAMP)
