@@ -12,7 +12,7 @@
 # L2-normalised test embeddings concatenated, one ensemble per seed).
 #
 # Deviations, stated: MLRC tuned every loss by 50 iterations of Bayesian optimisation; here the
-# losses use this harness's defaults except where ../shared/reference/pml.md lists MLRC's optimum
+# losses use this harness's defaults except where MLRC published its optimum
 # (triplet margins). Edit the lines (or EXTRA) with the optima of MLRC's docs/papers/mlrc.md before
 # comparing numbers. MLRC stopped early (patience 9/14/39 validation rounds); this harness trains the
 # epoch budget below and keeps the best validation epoch, which selects the same way at a higher
