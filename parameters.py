@@ -1,10 +1,11 @@
-"""Every flag of a run: the core flags of the RevisitDML harness (same names and defaults), the flags
-generated from each registered plug-in, and the validation of combinations.
+"""Every flag of a run: the core flags of the RevisitDML harness (same names and defaults), the
+flags generated from each registered plug-in, and the validation of combinations.
 
 Deviations from the original ``parameters.py`` (Roth et al., ICML 2020 code):
 - ``--wandb_key`` is gone: the W&B key is read only from the ``WANDB_API_KEY`` environment variable.
 - ``--evaltypes`` (a DiVA multi-head leftover) is gone; ``--no_train_metrics`` works.
-- ``--source_path`` defaults to ``./Datasets`` rather than ``../../Datasets``; ``--source`` is an alias.
+- ``--source_path`` defaults to ``./Datasets`` rather than ``../../Datasets``; ``--source`` is an
+  alias.
 - New: ``--pretrained_weights``, ``--device``, ``--eval_backend``, ``--amp``, ``--iters_per_epoch``,
   ``--eval_every``, ``--selection_split``, ``--grad_clip``.
 The namespace is validated once and then frozen: nothing may write into it at run time.

@@ -247,7 +247,8 @@ class Registry:
                 group.add_argument(p.flag, **_argparse_kwargs(p))
 
     def values(self, name: str, opt: argparse.Namespace | dict) -> dict[str, Any]:
-        """Keyword arguments for ``name`` read from ``opt`` (missing flags keep the class default)."""
+        """Keyword arguments for ``name`` read from ``opt`` (missing flags keep the class
+        default)."""
         table = opt if isinstance(opt, dict) else vars(opt)
         return {p.name: table.get(p.dest, p.default) for p in self.params(name)}
 

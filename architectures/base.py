@@ -124,8 +124,9 @@ def parse_arch(name: str) -> ArchSpec:
     """Parse a composite name: ``"bninception_normalize_frozen"`` → ``ArchSpec("bninception",
     frozen=True, normalize=True)``.
 
-    ``timm:<name>`` selects any timm model (:func:`_parse_timm`). The base name comes first; option tokens follow in any order, each at most once, and must be
-    among the base class's ``options``. Anything else raises ``RegistryError`` naming the choices.
+    ``timm:<name>`` selects any timm model (:func:`_parse_timm`). The base name comes first; option
+    tokens follow in any order, each at most once, and must be among the base class's ``options``.
+    Anything else raises ``RegistryError`` naming the choices.
     """
     if name.startswith("timm:"):
         return _parse_timm(name)

@@ -84,7 +84,8 @@ class EmbeddingNet(nn.Module):
         }
 
     def represent(self, images: torch.Tensor, layer: str = "head") -> torch.Tensor:
-        """The output of ``layer`` (one of ``EVAL_LAYERS``) as float32, unit norm with ``normalize``.
+        """The output of ``layer`` (one of ``EVAL_LAYERS``) as float32, unit norm with
+        ``normalize``.
 
         ``head`` is :meth:`forward`, the embedding the loss trains. ``pooled`` is the backbone's
         pooled features ``(B, F)`` before the head: the representation SimCLR (Chen et al., ICML

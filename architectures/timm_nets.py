@@ -12,8 +12,9 @@ EfficientNet-PyTorch), so a pretrained run needs no network. timm's ``tf_efficie
 (TensorFlow "same" padding) holds the same 296 tensors in the same order and shapes, so the keys
 are remapped by position, every shape is checked, and the load is strict; its logits equal the
 reference implementation's (``efficientnet-lite-pytorch``) exactly (tested). Plain
-``efficientnet_lite0`` pads symmetrically and does not match. Inputs: RGB, mean = std = 0.5, crop 224 of a 256 resize (timm's crop_pct 0.875).
-The ImageNet classifier is dropped (``reset_classifier(0)``): pooled 1280-d features → Linear(→ D).
+``efficientnet_lite0`` pads symmetrically and does not match. Inputs: RGB, mean = std = 0.5, crop
+224 of a 256 resize (timm's crop_pct 0.875). The ImageNet classifier is dropped
+(``reset_classifier(0)``): pooled 1280-d features → Linear(→ D).
 
 Nothing is ever downloaded: ``timm:<name>`` with pretrained weights needs ``--pretrained_weights``
 (a timm state_dict, ``.pth``/``.bin`` or ``.safetensors``), or ``--not_pretrained``.

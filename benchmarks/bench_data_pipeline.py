@@ -1,7 +1,8 @@
 """Images per second of the training data pipeline (DataLoader with workers, train transforms).
 
 Measures the built-in ``glyphs`` set (its one-off generation time too) and a generated folder set in
-the CUB200 layout (JPEGs). Run: ``.venv/bin/python benchmarks/bench_data_pipeline.py [--workers 2]``.
+the CUB200 layout (JPEGs). Run:
+``.venv/bin/python benchmarks/bench_data_pipeline.py [--workers 2]``.
 """
 
 from __future__ import annotations

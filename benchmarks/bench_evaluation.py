@@ -1,8 +1,8 @@
 """Benchmark of the evaluation engine on a synthetic set of Stanford Online Products test size.
 
-SOP test (Oh Song et al., "Deep Metric Learning via Lifted Structured Feature Embedding", CVPR 2016):
-60,502 images of 11,316 classes with 2–12 images each. The synthetic set has the same counts, 128-d
-L2-normalised embeddings scattered around random class centres. Timed on ``--device``:
+SOP test (Oh Song et al., "Deep Metric Learning via Lifted Structured Feature Embedding", CVPR
+2016): 60,502 images of 11,316 classes with 2–12 images each. The synthetic set has the same counts,
+128-d L2-normalised embeddings scattered around random class centres. Timed on ``--device``:
 (a) the floor: X @ X.T computed chunk by chunk (same chunks as the engine) without keeping it;
 (a') the target's reference (issue 13): the same chunked product plus top-k per row, k = the
      deepest rank the suite needs (1000 for e_recall@1000 / mAP_1000), kept on the device;
@@ -50,7 +50,8 @@ PAIRS = ["fnmr@0.001", "pr_auc"]
 def synthetic(
     n: int, n_classes: int, dim: int, noise: float = 1.2, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
-    """n samples in n_classes classes of 2..12 samples; (n, dim) float32 unit vectors, (n,) labels."""
+    """n samples in n_classes classes of 2..12 samples; (n, dim) float32 unit vectors, (n,)
+    labels."""
     rng = np.random.default_rng(seed)
     sizes = np.clip(rng.geometric(1 / (n / n_classes - 1), n_classes) + 1, 2, 12)
     while sizes.sum() != n:  # nudge random classes until the total is exact
@@ -149,8 +150,8 @@ def main() -> None:
     xt = torch.from_numpy(x).to(dev)
     k = min(TOP_K, n)
     print(
-        f"N={n} classes={c} D=128 noise={args.noise} device={dev} threads={torch.get_num_threads()} "
-        f"load={os.getloadavg()[0]:.2f}"
+        f"N={n} classes={c} D=128 noise={args.noise} device={dev} "
+        f"threads={torch.get_num_threads()} load={os.getloadavg()[0]:.2f}"
     )
     run = lambda names, **kw: evaluate(xt, y, names, backend=args.backend, device=dev, **kw)
     run(["e_recall@1"])  # warm-up: CUDA context, kernels, allocator
@@ -164,8 +165,8 @@ def main() -> None:
     _, ta2, ca2, _ = timed(lambda: floor(xt), dev)
     ta, ca = (ta1 + ta2) / 2, (ca1 + ca2) / 2
     print(
-        f"(a)  chunked X @ X.T floor          wall {ta:7.2f} s ({ta1:.2f} / {ta2:.2f})  cpu {ca:7.2f} s   "
-        f"peak extra {ma:5.2f} GB"
+        f"(a)  chunked X @ X.T floor          wall {ta:7.2f} s ({ta1:.2f} / {ta2:.2f})  "
+        f"cpu {ca:7.2f} s   peak extra {ma:5.2f} GB"
     )
     if b:
         tk, ck = (tk1 + tk2) / 2, (ck1 + ck2) / 2

@@ -3,9 +3,9 @@
 Kim, Kim, Cho & Kwak, "Proxy Anchor Loss for Deep Metric Learning", CVPR 2020. With cosine
 similarities s(x, p) between embeddings and one proxy per class,
 ``1/|P⁺| Σ_{p∈P⁺} log(1 + Σ_{x∈X_p⁺} exp(−α(s − δ)))``
-``+ 1/|P| Σ_{p∈P} log(1 + Σ_{x∈X_p⁻} exp(α(s + δ)))`` where P⁺ are the proxies of the classes present in the batch. Proxies start Kaiming-normal
-(fan-out) and learn at ``lr × lrmulti`` (×100 in the paper's code); they stay float32 under AMP.
-Not in the original harness.
+``+ 1/|P| Σ_{p∈P} log(1 + Σ_{x∈X_p⁻} exp(α(s + δ)))`` where P⁺ are the proxies of the classes
+present in the batch. Proxies start Kaiming-normal (fan-out) and learn at ``lr × lrmulti`` (×100 in
+the paper's code); they stay float32 under AMP. Not in the original harness.
 """
 
 from __future__ import annotations

@@ -6,10 +6,10 @@ records (``"train"`` and ``"test"``; original labels, image arrays or file paths
 transforms), ``train_eval`` (the training images with eval transforms), ``test`` and, with a
 validation split, ``val``. A split item is ``(image (C, H, W) float tensor, label int, index int)``.
 
-Deviation from RevisitDML (Roth et al., "Revisiting Training Strategies and Generalization Performance
-in Deep Metric Learning", ICML 2020): items are ``(image, label, index)`` instead of ``(label, image,
-index)``, and labels are always re-indexed to 0..C-1 within a split (the original kept CUB test labels
-at 100..199 and shifted SOP validation labels to start at -1).
+Deviation from RevisitDML (Roth et al., "Revisiting Training Strategies and Generalization
+Performance in Deep Metric Learning", ICML 2020): items are ``(image, label, index)`` instead of
+``(label, image, index)``, and labels are always re-indexed to 0..C-1 within a split (the original
+kept CUB test labels at 100..199 and shifted SOP validation labels to start at -1).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ DATASETS = Registry("dataset", "dataset")
 
 
 class DatasetError(RuntimeError):
-    """A dataset that is missing, laid out wrongly or unreadable; the message says what was expected."""
+    """A dataset that is missing, laid out wrongly or unreadable; the message says what was
+    expected."""
 
 
 @dataclass
@@ -74,7 +75,8 @@ class Split:
 
 
 class DatasetSource:
-    """A registered dataset: hyper-parameters in ``__init__``, ``load()`` gives ``{"train", "test"}``.
+    """A registered dataset: hyper-parameters in ``__init__``, ``load()`` gives
+    ``{"train", "test"}``.
 
     ``allow_flip`` and ``min_crop_scale`` adapt the training augmentation to the content (a mirrored
     character is another character; a tiny crop of a 28-pixel image is noise).

@@ -2,10 +2,11 @@
 (OML-Team, open-metric-learning, ``oml/utils/dataframe_format.py``).
 
 Columns: ``label``, ``path`` (relative to the images root), ``split`` (``train`` / ``validation``),
-``is_query``, ``is_gallery``; optional ``category`` and an optional bounding box ``x_1, x_2, y_1, y_2``
-(all four, pixels; empty cells mean the whole image). ``train`` rows train; ``validation`` rows are the
-test split, queried against the gallery rows (a row may be both). Deviations: the optional
-``sequence`` column is not supported; categories are numbered in sorted order (names in ``info``).
+``is_query``, ``is_gallery``; optional ``category`` and an optional bounding box
+``x_1, x_2, y_1, y_2`` (all four, pixels; empty cells mean the whole image). ``train`` rows train;
+``validation`` rows are the test split, queried against the gallery rows (a row may be both).
+Deviations: the optional ``sequence`` column is not supported; categories are numbered in sorted
+order (names in ``info``).
 """
 
 from __future__ import annotations

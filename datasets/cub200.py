@@ -1,6 +1,6 @@
-"""``cub200``: CUB200-2011 (Wah et al., "The Caltech-UCSD Birds-200-2011 Dataset", Caltech tech. report
-CNS-TR-2011-001, 2011) in the zero-shot DML split of Oh Song et al. (CVPR 2016), as used by RevisitDML
-(Roth et al., ICML 2020): classes 1–100 train, 101–200 test.
+"""``cub200``: CUB200-2011 (Wah et al., "The Caltech-UCSD Birds-200-2011 Dataset", Caltech tech.
+report CNS-TR-2011-001, 2011) in the zero-shot DML split of Oh Song et al. (CVPR 2016), as used by
+RevisitDML (Roth et al., ICML 2020): classes 1–100 train, 101–200 test.
 
 Layout: ``<source_path>/cub200/images/<NNN.Class_Name>/*.jpg``. Classes are ordered by their numeric
 prefix, as in the original. Deviation: any number of class folders is accepted (a subset for quick

@@ -86,7 +86,8 @@ class DecodedCache:
     def build(
         cls, name: str, split: Split, root: str | Path, short_side: int = 0, workers: int = 8
     ) -> DecodedCache:
-        """The cache of ``split`` under ``root``, decoded now unless a folder with its key exists."""
+        """The cache of ``split`` under ``root``, decoded now unless a folder with its key
+        exists."""
         if short_side < 0:
             raise ValueError(f"decoded cache side must be >= 0 (0: as decoded), got {short_side}")
         root = Path(root)

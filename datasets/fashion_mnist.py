@@ -1,12 +1,13 @@
-"""``fashion_mnist``: Fashion-MNIST (Xiao, Rasul & Vollgraf, "Fashion-MNIST: a Novel Image Dataset for
-Benchmarking Machine Learning Algorithms", arXiv:1708.07747, 2017) as a small zero-shot DML set.
+"""``fashion_mnist``: Fashion-MNIST (Xiao, Rasul & Vollgraf, "Fashion-MNIST: a Novel Image Dataset
+for Benchmarking Machine Learning Algorithms", arXiv:1708.07747, 2017) as a small zero-shot DML set.
 
 All 70,000 images (the official train and t10k files together); classes 0–4 (T-shirt, trouser,
 pullover, dress, coat) train, classes 5–9 (sandal, shirt, sneaker, bag, ankle boot) test — the
 class-disjoint split of the DML benchmarks, not the paper's classification split. Files are IDX
-(``train-images-idx3-ubyte`` …), gzipped or raw, looked for in ``--dataset_fashion_mnist_path``, else
-``<source_path>/fashion_mnist``, else Debian's ``dataset-fashion-mnist`` folder
-(``/usr/share/datasets/fashion-mnist``) or any ``/usr/share/*fashion*mnist*`` folder. Flips are kept (clothes are mirror-symmetric); crops are mild (28 pixels).
+(``train-images-idx3-ubyte`` …), gzipped or raw, looked for in ``--dataset_fashion_mnist_path``,
+else ``<source_path>/fashion_mnist``, else Debian's ``dataset-fashion-mnist`` folder
+(``/usr/share/datasets/fashion-mnist``) or any ``/usr/share/*fashion*mnist*`` folder. Flips are kept
+(clothes are mirror-symmetric); crops are mild (28 pixels).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
 
 
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX array (gzip or raw): magic 0x0000 | dtype byte | rank byte, rank big-endian int32 dims."""
+    """An IDX array (gzip or raw): magic 0x0000 | dtype byte | rank byte, rank big-endian int32
+    dims."""
     data = path.read_bytes()
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)

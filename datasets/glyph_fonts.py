@@ -1,13 +1,13 @@
 """Fonts, coverage and rasterisation for the built-in ``glyphs`` data set.
 
-The data set imitates Omniglot (Lake, Salakhutdinov & Tenenbaum, "Human-level concept learning through
-probabilistic program induction", Science 2015): one class per character, one instance per "hand".
-Here the hands are TrueType fonts shipped with matplotlib (plus Debian's Noto fonts when installed),
-so nothing is downloaded. A font counts as drawing a character only if its charmap maps it, the glyph
-name does not contradict the code point (the BaKoMa Computer Modern fonts use TeX encodings, e.g.
-cmmi10 maps "!" to omega), the bitmap is non-empty, fits the canvas and differs from the font's
-``.notdef`` glyph. Characters whose bitmaps coincide in some font (Latin A, Greek Alpha, Cyrillic A)
-are merged, keeping the first, so no two classes are the same drawing.
+The data set imitates Omniglot (Lake, Salakhutdinov & Tenenbaum, "Human-level concept learning
+through probabilistic program induction", Science 2015): one class per character, one instance per
+"hand". Here the hands are TrueType fonts shipped with matplotlib (plus Debian's Noto fonts when
+installed), so nothing is downloaded. A font counts as drawing a character only if its charmap maps
+it, the glyph name does not contradict the code point (the BaKoMa Computer Modern fonts use TeX
+encodings, e.g. cmmi10 maps "!" to omega), the bitmap is non-empty, fits the canvas and differs from
+the font's ``.notdef`` glyph. Characters whose bitmaps coincide in some font (Latin A, Greek Alpha,
+Cyrillic A) are merged, keeping the first, so no two classes are the same drawing.
 """
 
 from __future__ import annotations
@@ -34,7 +34,8 @@ EM_CENTRE = 0.345
 
 
 def font_files(use_system_fonts: bool = True) -> list[Path]:
-    """matplotlib's usable TrueType fonts, plus Noto when ``use_system_fonts`` and it is installed."""
+    """matplotlib's usable TrueType fonts, plus Noto when ``use_system_fonts`` and it is
+    installed."""
     mpl_dir = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
     files = [p for p in sorted(mpl_dir.glob("*.ttf")) if not p.name.startswith(EXCLUDED_PREFIXES)]
     if use_system_fonts and NOTO_DIR.is_dir():
@@ -69,7 +70,8 @@ def _charmap(path: str) -> dict[int, int]:
 
 
 def charmap_candidates(path: Path) -> list[int]:
-    """Code points ``path`` maps to a glyph, in an allowed category (``drawn_by`` checks the rest)."""
+    """Code points ``path`` maps to a glyph, in an allowed category (``drawn_by`` checks the
+    rest)."""
     return [
         code
         for code, glyph in _charmap(str(path)).items()
@@ -84,7 +86,7 @@ def _place(bitmap: np.ndarray, baseline_row: int, canvas: int) -> np.ndarray | N
         return None
     bitmap = bitmap[:, cols[0] : cols[-1] + 1]
     h, w = bitmap.shape
-    top = int(round(canvas / 2 + EM_CENTRE * EM_FRACTION * canvas)) - baseline_row
+    top = round(canvas / 2 + EM_CENTRE * EM_FRACTION * canvas) - baseline_row
     left = (canvas - w) // 2
     if top + rows[0] < 0 or top + rows[-1] >= canvas or w > canvas:
         return None

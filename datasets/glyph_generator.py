@@ -50,8 +50,9 @@ def class_table(
     Among characters with equally many fonts, scripts take turns (Latin, Greek, Cyrillic, ... and
     the symbol and punctuation categories), so the set holds several alphabets as Omniglot does.
 
-    A character is kept if at least ``min_fonts`` fonts really draw it and none of its bitmaps equals
-    a bitmap of an already kept character in the same font. Raises ``DatasetError`` when fewer exist.
+    A character is kept if at least ``min_fonts`` fonts really draw it and none of its bitmaps
+    equals a bitmap of an already kept character in the same font. Raises ``DatasetError`` when
+    fewer exist.
     """
     canvas = image_size * SUPERSAMPLE
     holders: dict[int, list[Path]] = {}
@@ -86,7 +87,8 @@ def class_table(
 
 def order_classes(table: list[GlyphClass], class_order: str) -> list[GlyphClass]:
     """``codepoint``: scripts stay together (train and test differ in script, like Omniglot's
-    background/evaluation alphabets); ``shuffled``: a fixed permutation mixes scripts in both halves."""
+    background/evaluation alphabets); ``shuffled``: a fixed permutation mixes scripts in both
+    halves."""
     table = sorted(table, key=lambda g: g.code)
     if class_order == "shuffled":
         table = [table[i] for i in np.random.default_rng(0).permutation(len(table))]

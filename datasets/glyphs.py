@@ -1,9 +1,10 @@
 """``glyphs``: a generated, Omniglot-like data set that needs no download.
 
-Omniglot: Lake, Salakhutdinov & Tenenbaum, "Human-level concept learning through probabilistic program
-induction", Science 2015. Each class is one character, each instance that character drawn by another
-font with a small affine distortion (``glyph_generator``, ``glyph_fonts``). Generated once and cached
-as ``<root>/glyphs/glyphs_v<version>_<key>.npz`` (key: every generation parameter and the font set).
+Omniglot: Lake, Salakhutdinov & Tenenbaum, "Human-level concept learning through probabilistic
+program induction", Science 2015. Each class is one character, each instance that character drawn by
+another font with a small affine distortion (``glyph_generator``, ``glyph_fonts``). Generated once
+and cached as ``<root>/glyphs/glyphs_v<version>_<key>.npz`` (key: every generation parameter and the
+font set).
 
 Split as RevisitDML splits CUB200 (Roth et al., ICML 2020): the first half of the classes (by class
 id) train, the second half test. Images are black ink on white paper, one channel, ``image_size``
@@ -36,7 +37,8 @@ class Glyphs(DatasetSource):
 
     Args:
         n_classes: number of characters (the first half trains, the second half tests).
-        per_class: instances per character (distinct fonts while there are enough, then distortions).
+        per_class: instances per character (distinct fonts while there are enough, then
+            distortions).
         image_size: side of the generated images in pixels.
         min_fonts: a character is used only if at least this many fonts really draw it.
         distortion: strength of the random affine distortion (0: none; 1: rotation up to 15 degrees,
@@ -45,7 +47,8 @@ class Glyphs(DatasetSource):
             only the training, as on a real benchmark.
         class_order: "shuffled" mixes scripts in both halves; "codepoint" keeps them together, so
             train and test differ in script like Omniglot's background/evaluation alphabets.
-        use_system_fonts: also use Debian's Noto fonts (/usr/share/fonts/truetype/noto) if installed.
+        use_system_fonts: also use Debian's Noto fonts (/usr/share/fonts/truetype/noto) if
+            installed.
     """
 
     allow_flip = False

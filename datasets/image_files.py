@@ -36,7 +36,7 @@ def problem(path: str) -> str | None:
         if p.stat().st_size == 0:
             return "empty"
         with Image.open(p) as img:
-            img.size
+            _ = img.size
         trailer = _TRAILERS.get(p.suffix.lower())
         if trailer:
             with open(p, "rb") as f:

@@ -1,13 +1,13 @@
 """``inshop``: DeepFashion In-Shop Clothes Retrieval (Liu et al., "DeepFashion: Powering Robust
-Clothes Recognition and Retrieval with Rich Annotations", CVPR 2016), official partition: 3,997 train
-items (25,882 images); test = 14,218 query and 12,612 gallery images of 3,985 items.
+Clothes Recognition and Retrieval with Rich Annotations", CVPR 2016), official partition: 3,997
+train items (25,882 images); test = 14,218 query and 12,612 gallery images of 3,985 items.
 
 Layout: ``<source_path>/inshop/list_eval_partition.txt`` (a count line, a header line
-``image_name item_id evaluation_status``, then one row per image with status train/query/gallery) and
-the images at ``<source_path>/inshop/<image_name>`` (``img/WOMEN/Dresses/id_…/…jpg``). The test split
-holds query and gallery images with ``is_query`` / ``is_gallery`` masks; ``categories`` are the
-clothing types (``WOMEN/Dresses``), numbered in sorted order. Not in RevisitDML; it follows the MLRC
-(Musgrave et al., ECCV 2020) and OML conventions.
+``image_name item_id evaluation_status``, then one row per image with status train/query/gallery)
+and the images at ``<source_path>/inshop/<image_name>`` (``img/WOMEN/Dresses/id_…/…jpg``). The test
+split holds query and gallery images with ``is_query`` / ``is_gallery`` masks; ``categories`` are
+the clothing types (``WOMEN/Dresses``), numbered in sorted order. Not in RevisitDML; it follows the
+MLRC (Musgrave et al., ECCV 2020) and OML conventions.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ COLUMNS = ["image_name", "item_id", "evaluation_status"]
 
 @DATASETS.register("inshop")
 class InShop(DatasetSource):
-    """DeepFashion In-Shop: train items, and query/gallery test items; clothing types as categories."""
+    """DeepFashion In-Shop: train items, and query/gallery test items; clothing types as categories."""  # noqa: E501 - --help shows only this first line
 
     def __init__(self, root: str):
         self.base = Path(root) / "inshop"

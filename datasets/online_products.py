@@ -3,9 +3,10 @@ Structured Feature Embedding", CVPR 2016) with its official split, as in Revisit
 ICML 2020): 11,318 training classes (59,551 images), 11,316 test classes (60,502 images).
 
 Layout: ``<source_path>/online_products/Info_Files/Ebay_train.txt`` and ``Ebay_test.txt`` (header
-``image_id class_id super_class_id path``), images at ``<source_path>/online_products/images/<path>``.
-The 12 super-classes become ``categories`` (0-based). Deviation: the original ignored its ``datapath``
-argument and read ``opt.source_path``; here the root is the one given.
+``image_id class_id super_class_id path``), images at
+``<source_path>/online_products/images/<path>``. The 12 super-classes become ``categories``
+(0-based). Deviation: the original ignored its ``datapath`` argument and read ``opt.source_path``;
+here the root is the one given.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 Lee, Hwang & Shin, "Self-supervised Label Augmentation via Input Transformations", ICML 2020 (SLA):
 training on the joint label (class, rotation) instead of the class alone keeps the network from
 discarding what rotation-sensitive features it needs, and transfers better. Here an image of class
-``c`` rotated by ``r · 360/K`` degrees has label ``c · K + r``: the sampler, miner and loss see ``K``
-times as many classes, each as large as the original one. Only the training split is wrapped;
+``c`` rotated by ``r · 360/K`` degrees has label ``c · K + r``: the sampler, miner and loss see
+``K`` times as many classes, each as large as the original one. Only the training split is wrapped;
 ``train_eval``, ``val`` and ``test`` stay unrotated with their original labels. Where a turned
 picture is another class's picture (6 and 9, n and u), the two labels compete; choose ``K`` with
 that in mind. Not in RevisitDML or Open Metric Learning.
@@ -22,7 +22,8 @@ ROTATIONS = (1, 2, 4)
 
 
 class RotationClasses(Dataset):
-    """``K · N`` items: item ``r · N + j`` is item ``j`` of ``base`` rotated by ``r · 360/K`` degrees.
+    """``K · N`` items: item ``r · N + j`` is item ``j`` of ``base`` rotated by ``r · 360/K``
+    degrees.
 
     Attributes as ``DMLDataset``: ``labels`` ``c · K + r``; ``categories`` those of the original
     class (category samplers still group the rotations of one class family); no query/gallery masks.

@@ -2,10 +2,11 @@
 
 As in RevisitDML (Roth et al., ICML 2020): by classes, the first ``tv_split_perc`` of the training
 classes (sorted by original label) train and the rest validate; by samples
-(``--tv_split_by_samples``), every class keeps ``tv_split_perc`` of its items, chosen evenly spaced in
-file order (the original's CUB rule; its CARS rule was a random choice, and both crashed for lack of a
-numpy import). Deviation: no seed is involved, so every run seed validates on the same items, and SOP
-is split like every other set (the original split SOP inside each super-class and mislabelled it).
+(``--tv_split_by_samples``), every class keeps ``tv_split_perc`` of its items, chosen evenly spaced
+in file order (the original's CUB rule; its CARS rule was a random choice, and both crashed for lack
+of a numpy import). Deviation: no seed is involved, so every run seed validates on the same items,
+and SOP is split like every other set (the original split SOP inside each super-class and
+mislabelled it).
 
 Cross-validation (``--cv_folds K --fold k``), as in Musgrave, Belongie & Lim, "A Metric Learning
 Reality Check" (ECCV 2020; powerful-benchmarker's ``MLRCSplitManager``): the training classes (the

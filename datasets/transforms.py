@@ -2,12 +2,13 @@
 
 Presets as in RevisitDML (Roth et al., ICML 2020, ``basic_dataset_scaffold.py``), scaled to
 ``image_spec.size`` (the paper's 224 crop, resize 256):
-``base``: RandomResizedCrop + horizontal flip; ``adv``: base + RandomGrayscale(0.2) + ColorJitter(0.2
-each); ``big``: base at a crop 256/224 larger, also at evaluation; ``red``: Resize + RandomCrop + flip.
+``base``: RandomResizedCrop + horizontal flip; ``adv``: base + RandomGrayscale(0.2) +
+ColorJitter(0.2 each); ``big``: base at a crop 256/224 larger, also at evaluation; ``red``: Resize +
+RandomCrop + flip.
 Eval: Resize + CenterCrop.
 
-Deviations: everything runs on uint8/float tensors (no PIL), so in-memory sets stay fast; the dataset
-may forbid flips and raise the lower RandomResizedCrop scale (``DatasetSource.allow_flip``,
+Deviations: everything runs on uint8/float tensors (no PIL), so in-memory sets stay fast; the
+dataset may forbid flips and raise the lower RandomResizedCrop scale (``DatasetSource.allow_flip``,
 ``min_crop_scale``); images are converted to ``image_spec.channels`` (grey replicated to RGB, RGB
 averaged with the ITU-R 601 weights to grey). As in the original, ``mean``/``std`` are given in RGB
 order on the 0–1 scale — BN-Inception's 0–255 range comes from its std of 1/255 — and ``bgr_255``
@@ -75,9 +76,9 @@ def build_transforms(
         resize = round(image_spec.resize * 256 / 224)
     flip = [v2.RandomHorizontalFlip(0.5)] if allow_flip else []
     if augmentation == "red":
-        train = [v2.Resize(resize, antialias=True), v2.RandomCrop(size)] + flip
+        train = [v2.Resize(resize, antialias=True), v2.RandomCrop(size), *flip]
     else:
-        train = [v2.RandomResizedCrop(size, scale=(min_crop_scale, 1.0), antialias=True)] + flip
+        train = [v2.RandomResizedCrop(size, scale=(min_crop_scale, 1.0), antialias=True), *flip]
     # geometry first, on the stored uint8 channels: cheaper than on a replicated float image
     train.append(ToSpec(image_spec.channels))
     if augmentation == "adv":
@@ -89,6 +90,6 @@ def build_transforms(
         v2.CenterCrop(size),
         ToSpec(image_spec.channels),
     ]
-    return v2.Compose(train + [Normalise(image_spec)]), v2.Compose(
-        evaluation + [Normalise(image_spec)]
+    return v2.Compose([*train, Normalise(image_spec)]), v2.Compose(
+        [*evaluation, Normalise(image_spec)]
     )

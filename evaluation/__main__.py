@@ -1,7 +1,8 @@
-"""Command line: ``python -m evaluation --embeddings E.npy --labels L.npy --metrics e_recall@1 nmi``.
+"""Command line:
+``python -m evaluation --embeddings E.npy --labels L.npy --metrics e_recall@1 nmi``.
 
-Evaluates saved embeddings with the metrics of Roth et al., ICML 2020, Musgrave et al., ECCV 2020 and
-Open Metric Learning (see ``evaluation/__init__.py``). Prints a table; ``--json`` also writes
+Evaluates saved embeddings with the metrics of Roth et al., ICML 2020, Musgrave et al., ECCV 2020
+and Open Metric Learning (see ``evaluation/__init__.py``). Prints a table; ``--json`` also writes
 metric → value (arrays as lists). Bad input (non-finite embeddings included) gives a one-line
 error on stderr and exit code 2.
 """
@@ -23,7 +24,7 @@ from .context import check_finite
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m evaluation", description=__doc__.split("\n\n")[0])
     p.add_argument("--embeddings", required=True, help="(N, D) .npy")
     p.add_argument("--labels", required=True, help="(N,) .npy")
     p.add_argument("--is_query", help="(N,) bool .npy")

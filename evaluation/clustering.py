@@ -2,16 +2,17 @@
 
 NMI: Strehl & Ghosh, "Cluster Ensembles", JMLR 2002, with the arithmetic mean of the entropies
 (sklearn's default since 0.22; the original harness left it to the installed sklearn). AMI: Vinh et
-al., JMLR 2010, as reported by Musgrave et al., "A Metric Learning Reality Check", ECCV 2020. F1: the
-pairwise clustering F-measure used by Oh Song et al., CVPR 2016 and Roth et al., ICML 2020.
+al., JMLR 2010, as reported by Musgrave et al., "A Metric Learning Reality Check", ECCV 2020. F1:
+the pairwise clustering F-measure used by Oh Song et al., CVPR 2016 and Roth et al., ICML 2020.
 
 Deviations from the original harness (Roth et al., ICML 2020):
 - the number of clusters defaults to the number of distinct labels of the evaluated samples; the
   original used the number of *training* classes, which is wrong on class-disjoint test sets;
-- k-means uses a fixed seed (faiss' default is used as-is otherwise: niter 20, one point per centroid
-  allowed); on a GPU without faiss-gpu a torch k-means runs instead (``kmeans.py``);
+- k-means uses a fixed seed (faiss' default is used as-is otherwise: niter 20, one point per
+  centroid allowed); on a GPU without faiss-gpu a torch k-means runs instead (``kmeans.py``);
 - the cosine variants (``c_nmi``, ``c_f1``, ``c_ami``) run spherical k-means on L2-normalised
-  embeddings and assign with their *own* centroids (the original normalised the Euclidean centroids);
+  embeddings and assign with their *own* centroids (the original normalised the Euclidean
+  centroids);
 - F1 counts pairs from the contingency table in one vectorised step; labelling each cluster by its
   sample nearest the centroid (as the original did) only renames clusters and leaves F1 unchanged.
 The k-means runs over the queries (all samples unless ``is_query`` is given), as in pytorch-metric-

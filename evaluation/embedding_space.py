@@ -1,4 +1,5 @@
-"""Embedding-space statistics read directly from the embeddings: ``dists``, ``rho_spectrum``, ``pcf``.
+"""Embedding-space statistics read directly from the embeddings: ``dists``, ``rho_spectrum``,
+``pcf``.
 
 ``dists@intra|inter|intra_over_inter`` and ``rho_spectrum@k`` are π_intra, π_inter, π_ratio and ρ(Φ)
 of Roth et al., "Revisiting Training Strategies and Generalization Performance in Deep Metric
@@ -8,12 +9,13 @@ Learning", ICML 2020. ``pcf@r`` is the principal-component fraction of Open Metr
   distance over distinct pairs, then the mean over classes with at least two samples (the original's
   NaN replacement for single-sample classes was broken; here such classes are left out). inter: mean
   distance over distinct pairs of class means. Both are closed forms over class sums (index_add) in
-  float64, no per-class loop. ``c_dists`` equals ``dists``: cosine distance ignores the norm already.
-- rho_spectrum: singular values of the uncentred (N, D) embedding matrix from an exact float64 SVD on
-  every device (the original used a randomised TruncatedSVD of D−1 components on CPU and a full SVD on
-  GPU, which disagreed). k > 0: drop the k−1 largest values, normalise to a distribution s and return
-  KL(U ‖ s); k < 0: drop |k|−1 values and return KL(s ‖ U); k = 0: the full normalised spectrum as an
-  array. A zero singular value makes KL(U ‖ s) infinite and is returned as inf.
+  float64, no per-class loop. ``c_dists`` equals ``dists``: cosine distance ignores the norm
+  already.
+- rho_spectrum: singular values of the uncentred (N, D) embedding matrix from an exact float64 SVD
+  on every device (the original used a randomised TruncatedSVD of D−1 components on CPU and a full
+  SVD on GPU, which disagreed). k > 0: drop the k−1 largest values, normalise to a distribution s
+  and return KL(U ‖ s); k < 0: drop |k|−1 values and return KL(s ‖ U); k = 0: the full normalised
+  spectrum as an array. A zero singular value makes KL(U ‖ s) infinite and is returned as inf.
 - pcf@r: eigenvalues of the covariance of the centred embeddings (float64); the smallest number n of
   leading components whose explained-variance share reaches r (≥ r), divided by D.
 """
@@ -49,7 +51,7 @@ class SpaceMetric(Metric):
 
 @METRICS.register("dists")
 class Dists(SpaceMetric):
-    """Mean intra-class and inter-class cosine distances and their ratio (π_intra, π_inter, π_ratio)."""
+    """Mean intra-class and inter-class cosine distances and their ratio (π_intra, π_inter, π_ratio)."""  # noqa: E501 - --help shows only this first line
 
     arg = ("intra", "inter", "intra_over_inter")
 
@@ -78,7 +80,7 @@ class Dists(SpaceMetric):
 
 @METRICS.register("rho_spectrum")
 class RhoSpectrum(SpaceMetric):
-    """ρ(Φ): KL divergence between a uniform distribution and the normalised singular-value spectrum."""
+    """ρ(Φ): KL divergence between a uniform distribution and the normalised singular-value spectrum."""  # noqa: E501 - --help shows only this first line
 
     arg = "int"
 

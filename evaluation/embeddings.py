@@ -1,10 +1,10 @@
 """``compute_embeddings``: one no-grad pass of a model over a DataLoader.
 
 Follows the evaluation pass of Roth et al., "Revisiting Training Strategies and Generalization
-Performance in Deep Metric Learning", ICML 2020. Deviations: batches are (images, labels, indices) and
-the result is ordered by dataset index (the original relied on an unshuffled loader and took images
-from ``inp[1]``); embeddings stay torch tensors (float32, CPU) instead of stacked numpy lists; the
-model's train/eval mode is restored afterwards.
+Performance in Deep Metric Learning", ICML 2020. Deviations: batches are (images, labels, indices)
+and the result is ordered by dataset index (the original relied on an unshuffled loader and took
+images from ``inp[1]``); embeddings stay torch tensors (float32, CPU) instead of stacked numpy
+lists; the model's train/eval mode is restored afterwards.
 """
 
 from __future__ import annotations

@@ -5,13 +5,14 @@ initial centroids, the setting of Roth et al., ICML 2020 and pytorch-metric-lear
 
 torch: Lloyd's algorithm (niter 20) from a seeded greedy k-means++ initialisation (Arthur &
 Vassilvitskii, "k-means++: The Advantages of Careful Seeding", SODA 2007), on whatever device the
-embeddings are: the GPU k-means for ``--evaluate_on_gpu`` when faiss has no GPU support. The same code runs on the
-CPU (tests compare it there with faiss). Distances to the centroids are computed in chunks, so no
-N × k matrix is held. Deviations from faiss: k-means++ instead of random initial centroids (fewer
-poor local minima, so NMI agrees with faiss' only up to the run-to-run spread of k-means), and an
-empty cluster keeps its previous centroid (faiss splits a large cluster instead). The random draws
-come from a CPU generator, so the seed picks the same initial centroids on every device.
-Spherical (cosine) k-means normalises the centroids after each update and assigns by inner product.
+embeddings are: the GPU k-means for ``--evaluate_on_gpu`` when faiss has no GPU support. The same
+code runs on the CPU (tests compare it there with faiss). Distances to the centroids are computed in
+chunks, so no N × k matrix is held. Deviations from faiss: k-means++ instead of random initial
+centroids (fewer poor local minima, so NMI agrees with faiss' only up to the run-to-run spread of
+k-means), and an empty cluster keeps its previous centroid (faiss splits a large cluster instead).
+The random draws come from a CPU generator, so the seed picks the same initial centroids on every
+device. Spherical (cosine) k-means normalises the centroids after each update and assigns by inner
+product.
 """
 
 from __future__ import annotations

@@ -1,17 +1,19 @@
 """The chunked, exact distance pass shared by every retrieval metric and the pair-score metrics.
 
-Queries go in chunks against the whole gallery, so no query × gallery matrix is ever held. A block is
-squared Euclidean through norms (``|g|² − 2 q·g``; ``|q|²`` is a per-row constant the ranking does not
-need), or minus the inner product of L2-normalised vectors for the cosine variants. Excluded pairs — a
-query and itself (by index), gallery items sharing its ignore id — are set to +inf.
+Queries go in chunks against the whole gallery, so no query × gallery matrix is ever held. A block
+is squared Euclidean through norms (``|g|² − 2 q·g``; ``|q|²`` is a per-row constant the ranking
+does not need), or minus the inner product of L2-normalised vectors for the cosine variants.
+Excluded pairs — a query and itself (by index), gallery items sharing its ignore id — are set
+to +inf.
 
-Backends: ``torch`` (matmul) or ``faiss`` (faiss' exhaustive L2/IP kernels, ``faiss.pairwise_distances``,
-the ones behind IndexFlatL2/IndexFlatIP). Both feed the same ranking code (``ranks.py``), so they agree
-whenever their float32 distances order the items the same way. Deviation from the original harness
-(Roth et al., "Revisiting Training Strategies and Generalization Performance in Deep Metric Learning",
-ICML 2020), which searched a faiss index with k = max recall + 1 and dropped the first column as "the
-query": self-exclusion is by index and no top-k search is needed (ranks come from ``ranks.py``); on
-CUDA the torch kernels run for both backends.
+Backends: ``torch`` (matmul) or ``faiss`` (faiss' exhaustive L2/IP kernels,
+``faiss.pairwise_distances``, the ones behind IndexFlatL2/IndexFlatIP). Both feed the same ranking
+code (``ranks.py``), so they agree whenever their float32 distances order the items the same way.
+Deviation from the original harness (Roth et al., "Revisiting Training Strategies and Generalization
+Performance in Deep Metric Learning", ICML 2020), which searched a faiss index with
+k = max recall + 1 and dropped the first column as "the query": self-exclusion is by index and no
+top-k search is needed (ranks come from ``ranks.py``); on CUDA the torch kernels run for both
+backends.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ def block(
 ) -> torch.Tensor:
     """(c, n_g) distances, smaller is closer. g_sq is None for the cosine (inner product) case.
 
-    Euclidean: ``|g|² − 2 q·g``, plus ``|q|²`` only when ``full`` (a per-row constant: the ranking does
-    not need it). Cosine: ``−q·g``. The faiss kernels always return full distances.
+    Euclidean: ``|g|² − 2 q·g``, plus ``|q|²`` only when ``full`` (a per-row constant: the ranking
+    does not need it). Cosine: ``−q·g``. The faiss kernels always return full distances.
     """
     if use_faiss and q.device.type == "cpu":
         import faiss
@@ -85,7 +87,8 @@ def blocks(qs: Side, gs: Side, cosine: bool, backend: str, full: bool = False):
     )
     lookup[gs.ids] = torch.arange(len(gs.x), device=gs.x.device)
     chunk = max(1, CHUNK_ELEMENTS // max(len(gs.x), 1))
-    # one buffer for every chunk: a fresh 32 MB block per chunk costs page faults comparable to the product
+    # one buffer for every chunk: a fresh 32 MB block per chunk costs page faults comparable to
+    # the product
     buf = torch.empty(min(chunk, len(qs.x)), len(gs.x), dtype=gs.x.dtype, device=gs.x.device)
     for s in range(0, len(qs.x), chunk):
         q = qs.rows(slice(s, s + chunk))

@@ -1,15 +1,16 @@
-"""The metric registry and the parser of metric names (``e_recall@4``, ``c_mAP_1000``, ``fnmr@0.001``).
+"""The metric registry and the parser of metric names (``e_recall@4``, ``c_mAP_1000``,
+``fnmr@0.001``).
 
 A metric *family* is a registered class (``METRICS``); a metric *name* is a family spelling, an
 optional ``@arg`` and an optional ``c_`` prefix that computes the same quantity on L2-normalised
 embeddings (cosine ranking, spherical k-means, statistics of directions). Spellings keep the legacy
 forms of Roth et al., "Revisiting Training Strategies and Generalization Performance in Deep Metric
-Learning", ICML 2020 (``e_recall`` whose cosine form is ``c_recall``, ``mAP_c``, ``mAP_1000``...), and
-add Musgrave et al., "A Metric Learning Reality Check", ECCV 2020 (``precision_at_1``, ``r_precision``,
-``mAP_at_r``, ``ami``) and Open Metric Learning (``cmc@k``, ``precision@k``, ``map@k``, ``fnmr@fmr``,
-``pcf@r``, and its users' requests ``ndcg@k``, ``pr_auc``). Deviation from the original harness:
-names are parsed from a fixed table, never by substring tests, so a misspelt name fails at parse
-time with the list of valid spellings.
+Learning", ICML 2020 (``e_recall`` whose cosine form is ``c_recall``, ``mAP_c``, ``mAP_1000``...),
+and add Musgrave et al., "A Metric Learning Reality Check", ECCV 2020 (``precision_at_1``,
+``r_precision``, ``mAP_at_r``, ``ami``) and Open Metric Learning (``cmc@k``, ``precision@k``,
+``map@k``, ``fnmr@fmr``, ``pcf@r``, and its users' requests ``ndcg@k``, ``pr_auc``). Deviation from
+the original harness: names are parsed from a fixed table, never by substring tests, so a misspelt
+name fails at parse time with the list of valid spellings.
 """
 
 from __future__ import annotations
@@ -80,7 +81,8 @@ class ParsedName:
 
 
 def _spellings() -> dict[str, tuple[str, bool]]:
-    """Spelling (without @arg) → (family, cosine); legacy spellings, registry names, ``c_`` forms."""
+    """Spelling (without @arg) → (family, cosine); legacy spellings, registry names, ``c_``
+    forms."""
     table: dict[str, tuple[str, bool]] = {}
     for fam in METRICS.names():
         cls = METRICS.get(fam)
@@ -98,11 +100,12 @@ def valid_spellings() -> list[str]:
         a = cls.arg
         suffix = "" if a is None else "@<" + ("|".join(a) if isinstance(a, tuple) else a) + ">"
         out.append(f"{s}{suffix}")
-    return out + ["(prefix c_ for cosine: c_recall@<int>, c_mAP_c, ...)"]
+    return [*out, "(prefix c_ for cosine: c_recall@<int>, c_mAP_c, ...)"]
 
 
 def parse_name(name: str) -> ParsedName:
-    """``"c_recall@4"`` → family ``e_recall``, value 4, cosine. Raises RegistryError when unparsable."""
+    """``"c_recall@4"`` → family ``e_recall``, value 4, cosine. Raises RegistryError when
+    unparsable."""
     base, at, raw = name.partition("@")
     found = _spellings().get(base)
     if found is None:

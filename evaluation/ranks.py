@@ -1,19 +1,20 @@
 """Exact ranks of each query's relevant gallery items, from the chunked distance pass.
 
-Every retrieval metric here (Recall@k, MRR, P@1, R-precision, MAP@R, AP@k, full AP, precision@k) is a
-function of the ranks at which a query's relevant items appear, so this returns, per query, the sorted
-0-based ranks of all of them, exactly, with ties in distance broken by the lower gallery index — never
-a top-k list: recall@1000 costs no more than recall@1 (as in Roth et al., ICML 2020 and Musgrave et al.,
-"A Metric Learning Reality Check", ECCV 2020, relevant = same label, the query itself excluded).
+Every retrieval metric here (Recall@k, MRR, P@1, R-precision, MAP@R, AP@k, full AP, precision@k) is
+a function of the ranks at which a query's relevant items appear, so this returns, per query, the
+sorted 0-based ranks of all of them, exactly, with ties in distance broken by the lower gallery
+index — never a top-k list: recall@1000 costs no more than recall@1 (as in Roth et al., ICML 2020
+and Musgrave et al., "A Metric Learning Reality Check", ECCV 2020, relevant = same label, the query
+itself excluded).
 
 Per chunk: the distances of each query's positives give its farthest positive; the items up to it
-(everything that can precede a positive) are collected and sorted once by (row, distance, index) with
-integer keys made from the float bits, and the positions of the positives are their ranks. The cost
-beyond the matrix product is a compare and a ``flatnonzero`` (numpy's, on the CPU: each about 2× and
-5× faster than torch's there) and a sort of those items: small for a good embedding; for a random
-one it approaches a sort of each row (correct, slower). A metric with a depth limit (``mAP_1000``)
-lets rows with thousands of items keep only those up to their limit-th nearest (one batched
-``kthvalue``), cut on the dense mask before the items are listed. Counting with two
+(everything that can precede a positive) are collected and sorted once by (row, distance, index)
+with integer keys made from the float bits, and the positions of the positives are their ranks. The
+cost beyond the matrix product is a compare and a ``flatnonzero`` (numpy's, on the CPU: each about
+2× and 5× faster than torch's there) and a sort of those items: small for a good embedding; for a
+random one it approaches a sort of each row (correct, slower). A metric with a depth limit
+(``mAP_1000``) lets rows with thousands of items keep only those up to their limit-th nearest (one
+batched ``kthvalue``), cut on the dense mask before the items are listed. Counting with two
 ``searchsorted`` passes per row instead was tried and measured 5× slower on the CPU.
 """
 
@@ -45,7 +46,8 @@ class ByLabel:
         self.starts = torch.cumsum(self.counts, 0) - self.counts
 
     def runs(self, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Start and length of each label's run in ``order`` (length 0 for labels not in the gallery)."""
+        """Start and length of each label's run in ``order`` (length 0 for labels not in the
+        gallery)."""
         slot = torch.searchsorted(self.uniq, labels).clamp(max=len(self.uniq) - 1)
         return self.starts[slot], torch.where(self.uniq[slot] == labels, self.counts[slot], 0)
 
@@ -61,7 +63,8 @@ class ByLabel:
 
 
 def _sort_key(vals: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-    """int64 keys ordering by (row, value): the float32 bits mapped to an order-preserving integer."""
+    """int64 keys ordering by (row, value): the float32 bits mapped to an order-preserving
+    integer."""
     bits = (vals + 0.0).view(torch.int32).long()  # + 0.0 turns -0.0 into +0.0
     bits = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits) + (1 << 31)
     return (rows << 32) | bits
@@ -70,7 +73,8 @@ def _sort_key(vals: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
 def _ranks_of_positives(
     d: torch.Tensor, r: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, width: int
 ) -> torch.Tensor:
-    """(rows, width) ranks of the positives, from the items (r, c) up to each row's farthest positive.
+    """(rows, width) ranks of the positives, from the items (r, c) up to each row's farthest
+    positive.
 
     d: (rows, n_g); r, c, pos: (M,) row, column and relevance of each item, in row-major order.
     """

@@ -9,9 +9,10 @@ precision over the whole ranking).
 Every value is a per-query quantity averaged over the queries that have at least one correct item in
 the gallery; the others are reported as ``n_queries_without_positive`` and left out (pytorch-metric-
 learning does the same; the original harness counted them as misses, OML counts them as hits).
-Deviations: ``mrr`` uses the exact rank over the whole gallery (pytorch-metric-learning gives 0 beyond
-its k neighbours); ``mAP`` is divided by R, the number of relevant gallery items, and is sample-averaged
-(the original harness' README called it class-averaged, its code averaged per query as here).
+Deviations: ``mrr`` uses the exact rank over the whole gallery (pytorch-metric-learning gives 0
+beyond its k neighbours); ``mAP`` is divided by R, the number of relevant gallery items, and is
+sample-averaged (the original harness' README called it class-averaged, its code averaged per query
+as here).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ class _RankBelow(RetrievalMetric):
 
 @METRICS.register("e_recall")
 class Recall(_RankBelow):
-    """Recall@k: 1 when a correct item is among the k nearest gallery items, averaged over queries."""
+    """Recall@k: 1 when a correct item is among the k nearest gallery items, averaged over queries."""  # noqa: E501 - --help shows only this first line
 
 
 @METRICS.register("cmc")
@@ -59,7 +60,7 @@ class PrecisionAt1(RetrievalMetric):
 
 @METRICS.register("mrr")
 class MRR(RetrievalMetric):
-    """Mean reciprocal rank of the first correct gallery item (exact rank over the whole gallery)."""
+    """Mean reciprocal rank of the first correct gallery item (exact rank over the whole gallery)."""  # noqa: E501 - --help shows only this first line
 
     def depth(self) -> int:
         return 0

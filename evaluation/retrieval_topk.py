@@ -6,12 +6,12 @@ R is the number of relevant gallery items of a query (the query itself and ignor
 - ``r_precision`` = Σ_{i≤R} hit_i / R and ``mAP_at_r`` = Σ_{i≤R} P(i)·hit_i / R (Musgrave et al., "A
   Metric Learning Reality Check", ECCV 2020; divisor always R, as in pytorch-metric-learning).
 - ``mAP_c`` (Roth et al., ICML 2020): the original computed MAP@R-like sums over the first f
-  neighbours divided by f = class size *including the query*, so the maximum was (f−1)/f, and averaged
-  per query although documented as class-averaged. Here it is what the name promises: MAP@R averaged
-  first over the queries of each class, then over classes.
-- ``mAP_1000`` / ``mAP_lim``: AP over the top 1000 / 1023 neighbours (1023 was the original's faiss-GPU
-  cap; kept for comparability). The original divided by f; here by min(k, R), the most relevant items
-  the list can hold, so a perfect ranking scores 1.
+  neighbours divided by f = class size *including the query*, so the maximum was (f−1)/f, and
+  averaged per query although documented as class-averaged. Here it is what the name promises: MAP@R
+  averaged first over the queries of each class, then over classes.
+- ``mAP_1000`` / ``mAP_lim``: AP over the top 1000 / 1023 neighbours (1023 was the original's
+  faiss-GPU cap; kept for comparability). The original divided by f; here by min(k, R), the most
+  relevant items the list can hold, so a perfect ranking scores 1.
 - ``precision@k`` = Σ_{i≤k} hit_i / min(k, R) and ``map@k`` = Σ_{i≤k} P(i)·hit_i / min(k, R) (Open
   Metric Learning's normalisation; a perfect model scores 1 also when R < k). ``map@1000`` therefore
   equals ``mAP_1000``.

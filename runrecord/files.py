@@ -8,6 +8,7 @@ permissions an ordinary ``open`` would give under the process umask (``mkstemp``
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -93,10 +94,8 @@ def write_atomic(path: str, write: Callable[[str], None]) -> None:
 
 def _remove_quietly(path: str | None) -> None:
     if path is not None:
-        try:
+        with contextlib.suppress(OSError):
             os.remove(path)
-        except OSError:
-            pass
 
 
 def write_bytes(tmp: str, data: bytes) -> None:

@@ -1,11 +1,11 @@
 """What a run leaves behind, and how a re-run of the same command resumes, extends or skips it.
 
-``<save_path>/<project>/<run name>/`` holds ``config.json`` (every flag), ``metrics.jsonl`` (one line
-per evaluated epoch and split; epoch 0 is the untrained network), ``summary.json`` (the selected
-epoch, the rule that chose it, the metrics at that epoch, at the last epoch and before training),
-``splits.json`` (what each data split holds), ``model.json``, and ``checkpoints/``: ``last.pt`` (the
-train state after the last complete epoch), ``last.prev.pt`` (the one before it, kept as a fallback
-when ``last.pt`` is unreadable) and ``best.pt`` / ``best_<metric>.pt``.
+``<save_path>/<project>/<run name>/`` holds ``config.json`` (every flag), ``metrics.jsonl`` (one
+line per evaluated epoch and split; epoch 0 is the untrained network), ``summary.json`` (the
+selected epoch, the rule that chose it, the metrics at that epoch, at the last epoch and before
+training), ``splits.json`` (what each data split holds), ``model.json``, and ``checkpoints/``:
+``last.pt`` (the train state after the last complete epoch), ``last.prev.pt`` (the one before it,
+kept as a fallback when ``last.pt`` is unreadable) and ``best.pt`` / ``best_<metric>.pt``.
 
 The checkpoint is the one source of truth of where a run stands. A run folder without a checkpoint
 holds a run that has not started (its config may be replaced by another command's); on resume the

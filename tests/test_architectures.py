@@ -222,7 +222,7 @@ def test_weights_from_hub_cache_and_missing(big, tmp_path, monkeypatch):
     message = str(err.value)
     assert str(tmp_path / "checkpoints" / "googlenet-1378be20.pth") in message
     assert "pass --pretrained_weights FILE or --not_pretrained" in message
-    with pytest.raises(FileNotFoundError, match="resnet50-0676ba61.pth.*resnet50-11ad3fa6.pth"):
+    with pytest.raises(FileNotFoundError, match=r"resnet50-0676ba61\.pth.*resnet50-11ad3fa6\.pth"):
         find_weights("resnet50", ARCHITECTURES.get("resnet50").weight_files, None)
     with pytest.raises(FileNotFoundError, match="--not_pretrained"):
         find_weights("googlenet", (), tmp_path / "nope.pth")

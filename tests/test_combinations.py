@@ -34,7 +34,9 @@ def test_every_loss_is_paired_and_every_miner_is_usable():
     assert not unused, f"miners no loss accepts: {unused}"
 
 
-@pytest.mark.parametrize("loss_name, miner_name", PAIRS, ids=[f"{l}-{m}" for l, m in PAIRS])
+@pytest.mark.parametrize(
+    "loss_name, miner_name", PAIRS, ids=[f"{loss}-{miner}" for loss, miner in PAIRS]
+)
 def test_loss_with_miner_forward_backward(loss_name, miner_name):
     embeds, labels = pk_batch()
     miner = MINERS.build(miner_name or "distance", {}, seed=0)

@@ -1,4 +1,5 @@
-"""Tests of the datasets folder: the generated glyphs set, splits, transforms, file layouts, errors."""
+"""Tests of the datasets folder: the generated glyphs set, splits, transforms, file layouts,
+errors."""
 
 from __future__ import annotations
 
@@ -286,10 +287,10 @@ def test_online_products_official_files_and_categories(tmp_path):
     assert s["train"].labels.tolist() == [0, 0, 1] and s["train"].categories.tolist() == [0, 0, 1]
     assert s["test"].labels.tolist() == [0, 1] and s["test"].categories.tolist() == [1, 0]
     (base / "images/chair_final/d.png").unlink()
-    with pytest.raises(DatasetError, match="d.png \\(missing\\)"):
+    with pytest.raises(DatasetError, match=r"d\.png \(missing\)"):
         build_splits(make_opt(tmp_path, "online_products"), RGB8)
     (base / "Info_Files/Ebay_test.txt").unlink()
-    with pytest.raises(DatasetError, match="Ebay_test.txt not found; expected"):
+    with pytest.raises(DatasetError, match=r"Ebay_test\.txt not found; expected"):
         build_splits(make_opt(tmp_path, "online_products"), RGB8)
 
 
@@ -396,7 +397,7 @@ def test_idx_reader_and_fashion_mnist_class_split(tmp_path):
     assert s["train"].info["original_labels"] == [0, 1, 2, 3, 4]
     assert s["test"].info["original_labels"] == [5, 6, 7, 8, 9]
     assert s["test"][0][0].shape == (1, 16, 16)
-    with pytest.raises(DatasetError, match="t10k-labels-idx1-ubyte .*not found"):
+    with pytest.raises(DatasetError, match=r"t10k-labels-idx1-ubyte .*not found"):
         (folder / "t10k-labels-idx1-ubyte").unlink()
         build_splits(
             make_opt(tmp_path, "fashion_mnist", dataset_fashion_mnist_path=str(folder)), GREY

@@ -112,7 +112,7 @@ def _build(loss_name: str, miner_name: str | None):
     mined: list = []
     if miner is not None:
         mine = miner.mine
-        miner.mine = lambda e, l: mined.append(mine(e, l)) or mined[-1]
+        miner.mine = lambda e, labels: mined.append(mine(e, labels)) or mined[-1]
     opt = torch.optim.SGD(list(net.parameters()) + list(loss.parameters()), lr=0.1)
     return net, loss, mined, opt
 

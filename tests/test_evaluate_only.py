@@ -154,5 +154,5 @@ def test_missing_checkpoint_and_foreign_files_fail_in_one_line(run, tmp_path, ca
     (tmp_path / "run" / "model.json").write_text(json.dumps(changed))
     (tmp_path / "run" / "config.json").write_text((run_dir / "config.json").read_text())
     os.link(_ckpt(run), tmp_path / "run" / "checkpoints" / "best.pt")
-    with pytest.raises(SavedRunError, match="model.json says feature_dim.*another version"):
+    with pytest.raises(SavedRunError, match=r"model\.json says feature_dim.*another version"):
         load_saved_model(tmp_path / "run" / "checkpoints" / "best.pt")

@@ -474,9 +474,9 @@ def test_cli_main_rejects_bad_input(tmp_path, capsys):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith("error:") and err.count("\n") == 1 and "labels" in err
-    assert main(args[:3] + [str(tmp_path / "missing.npy")] + args[4:]) == 2
+    assert main([*args[:3], str(tmp_path / "missing.npy"), *args[4:]]) == 2
     np.save(tmp_path / "l.npy", LA)
-    assert main(args[:-1] + ["nope@1"]) == 2
+    assert main([*args[:-1], "nope@1"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and "valid metrics" in err
 
@@ -530,7 +530,7 @@ def test_cli_refuses_non_finite_embeddings(tmp_path, capsys):
         str(tmp_path / "l.npy"),
         "--metrics",
     ]
-    assert main(args + ["e_recall@1"]) == 2
+    assert main([*args, "e_recall@1"]) == 2
     err = capsys.readouterr().err
     assert (
         err.count("\n") == 1 and "e.npy" in err and "1 of 5 rows" in err and "first: row 2" in err
@@ -707,7 +707,7 @@ def test_pr_auc_per_category_is_the_category_alone():
         assert out[f"pr_auc/cat={c}"] == pytest.approx(alone, abs=1e-12)
 
 
-# ---- the metric-kind protocol ----------------------------------------------------------------------
+# ---- the metric-kind protocol --------------------------------------------------------------------
 def test_a_new_kind_is_one_class_with_its_pass():
     from evaluation.context import key
     from evaluation.names import KINDS, Metric

@@ -96,7 +96,7 @@ def embeddings(
     return F.normalize(torch.randn(n, dim, generator=g, dtype=dtype), dim=1)
 
 
-# ----------------------------------------------------------------------------- loop-by-loop references
+# -------------------------------------------------------------------------- loop-by-loop references
 def relu(v):
     return v if v > 0 else v * 0
 
@@ -177,9 +177,9 @@ def ref_quadruplet(x, y, h, P):
     for a, p, n in triplets_of(y):
         d_ap = dist(x[a], x[p])
         trip.append(relu(d_ap - dist(x[a], x[n]) + h["margin_alpha_1"]))
-        for l in range(len(y)):
-            if y[l] != y[n] and y[l] != y[a]:
-                quad.append(relu(d_ap - dist(x[n], x[l]) + h["margin_alpha_2"]))
+        for m in range(len(y)):
+            if y[m] != y[n] and y[m] != y[a]:
+                quad.append(relu(d_ap - dist(x[n], x[m]) + h["margin_alpha_2"]))
     return mean(trip) + mean(quad)
 
 
@@ -395,7 +395,7 @@ def ref_proxyanchor(x, y, h, P):
 def ref_fastap(x, y, h, P):
     L = h["num_bins"]
     delta = 4 / L
-    centres = [l * delta for l in range(L + 1)]
+    centres = [b * delta for b in range(L + 1)]
     terms = []
     for i in range(len(y)):
         n_pos = sum(1 for j in range(len(y)) if j != i and y[j] == y[i])
@@ -406,16 +406,16 @@ def ref_fastap(x, y, h, P):
             if j == i:
                 continue
             d = sqdist(unit(x[i]), unit(x[j]))
-            for l in range(L + 1):
-                w = relu(1 - torch.abs(d - centres[l]) / delta)
-                h_all[l] = h_all[l] + w
+            for b in range(L + 1):
+                w = relu(1 - torch.abs(d - centres[b]) / delta)
+                h_all[b] = h_all[b] + w
                 if y[j] == y[i]:
-                    h_pos[l] = h_pos[l] + w
+                    h_pos[b] = h_pos[b] + w
         ap = 0
-        for l in range(L + 1):
-            H_pos, H = sum(h_pos[: l + 1]), sum(h_all[: l + 1])
+        for b in range(L + 1):
+            H_pos, H = sum(h_pos[: b + 1]), sum(h_all[: b + 1])
             if H > 0:
-                ap = ap + h_pos[l] * H_pos / H
+                ap = ap + h_pos[b] * H_pos / H
         terms.append(1 - ap / n_pos)
     return mean(terms)
 
@@ -628,7 +628,7 @@ def test_multisimilarity_zero_when_mining_keeps_nothing():
     assert torch.equal(x.grad, torch.zeros_like(x))
 
 
-# ----------------------------------------------------------------------------- registry-driven contracts
+# ------------------------------------------------------------------------ registry-driven contracts
 @pytest.mark.parametrize("name", LOSSES.names())
 def test_pk_batch_gives_finite_loss_and_gradients(name):
     loss_fn = build(name)
@@ -837,7 +837,7 @@ def test_log1p_sum_exp_is_exact_at_large_arguments():
     x.requires_grad_()
     out = log1p_sum_exp(x, mask, dim=1)
     for i, row in enumerate(rows):
-        top = max([0.0] + row)
+        top = max([0.0, *row])
         ref = top + math.log(math.fsum([math.exp(-top)] + [math.exp(v - top) for v in row]))
         assert out[i].item() == pytest.approx(ref, rel=1e-15, abs=1e-15), row
         weights = [math.exp(v - top) / math.exp(ref - top) for v in row]  # d/dx_j = softmax_j

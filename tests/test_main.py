@@ -76,6 +76,16 @@ def run_dir(tmp_path) -> str:
     return str(tmp_path / "runs" / "p" / "g_s0")
 
 
+def read_text(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def load_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
 def rows(tmp_path) -> list[dict]:
     with open(os.path.join(run_dir(tmp_path), "metrics.jsonl")) as f:
         return [json.loads(line) for line in f]
@@ -97,16 +107,16 @@ def test_run_writes_record_and_rerun_reports_finished(tmp_path, capsys):
         assert os.path.exists(os.path.join(folder, name)), name
     evaluated = [(r["epoch"], r["split"]) for r in rows(tmp_path) if r["split"] != "train_loop"]
     assert evaluated == [(e, s) for e in range(3) for s in ("train", "val", "test")]
-    summary = json.load(open(os.path.join(folder, "summary.json")))
+    summary = load_json(os.path.join(folder, "summary.json"))
     assert summary["finished"] and summary["selection"]["split"] == "val"
     assert summary["selected_epoch"] in (0, 1, 2)
     assert 0 <= summary["last"]["test"]["e_recall@1"] <= 1
-    config = json.load(open(os.path.join(folder, "config.json")))
+    config = load_json(os.path.join(folder, "config.json"))
     assert config["loss"] == "margin" and config["embed_dim"] == 16
-    before = open(os.path.join(folder, "metrics.jsonl")).read()
+    before = read_text(os.path.join(folder, "metrics.jsonl"))
     assert main.main(tiny_args(tmp_path)) == 0
     assert "run already finished" in capsys.readouterr().out
-    assert open(os.path.join(folder, "metrics.jsonl")).read() == before
+    assert read_text(os.path.join(folder, "metrics.jsonl")) == before
 
 
 @pytest.mark.parametrize(
@@ -129,7 +139,7 @@ def test_stopped_run_resumes_to_the_same_weights(tmp_path, monkeypatch, miner):
 
     monkeypatch.setattr(training, "train_one_epoch", stop_at_epoch_3)
     assert main.main(tiny_args(stopped, *miner, epochs=3)) == 130
-    summary = json.load(open(os.path.join(run_dir(stopped), "summary.json")))
+    summary = load_json(os.path.join(run_dir(stopped), "summary.json"))
     assert not summary["finished"] and summary["last_epoch"] == 2
     monkeypatch.setattr(training, "train_one_epoch", real)
     assert main.main(tiny_args(stopped, *miner, epochs=3)) == 0
@@ -196,7 +206,7 @@ def test_image_size_and_eval_layer_reach_the_run(tmp_path, monkeypatch):
     args = tiny_args(tmp_path, "--image_size", "24", "--eval_layer", "pooled", epochs=1)
     assert main.main(args) == 0
     assert seen == ["pooled", "pooled"]
-    described = json.load(open(os.path.join(run_dir(tmp_path), "model.json")))
+    described = load_json(os.path.join(run_dir(tmp_path), "model.json"))
     assert described["image_spec"]["size"] == 24 and described["image_spec"]["resize"] == 24
     assert described["feature_dim"] == 128 and described["embed_dim"] == 16
 
@@ -244,6 +254,6 @@ def test_rotation_classes_train_end_to_end_with_an_embedding_sampler(tmp_path, c
     out = capsys.readouterr().out
     assert "(288 train images, 36 classes)" in out  # 9 classes × 8 images × 4 turns
     assert stored[0] == (288, 288)  # the sampler's store starts with every rotated item
-    splits = json.load(open(os.path.join(run_dir(tmp_path), "splits.json")))
+    splits = load_json(os.path.join(run_dir(tmp_path), "splits.json"))
     assert splits["train"]["rotation_classes"] == 4 and splits["train_eval"]["n_classes"] == 9
     assert "rotation_classes" not in splits["test"]

@@ -122,7 +122,7 @@ def test_n_hard_triplets_ranges():
         "n_hard_triplets",
         {"miner_n_hard_triplets_n_positive": [2], "miner_n_hard_triplets_n_negative": [2, 3]},
     )
-    a, p, n = miner(embeds, labels)
+    a, _p, n = miner(embeds, labels)
     assert len(a) == len(labels) * 2 * 2
     for ai in range(len(labels)):
         neg = sorted((naive_dist(embeds, ai, j), j) for j in range(12) if labels[j] != labels[ai])
@@ -222,12 +222,12 @@ def test_parametric_hards_stay_in_support():
 def test_memory_bank_serves_memory_and_respects_size():
     miner = MINERS.build("memory_bank", {"miner_memory_bank_size": 10}, seed=0)
     first = sphere_points(4, [0.05, 0.06, 1.0, 1.1])  # stored, close to next anchors
-    e1, l1 = miner.augment(first, torch.tensor([1, 1, 2, 2]))
+    e1, _l1 = miner.augment(first, torch.tensor([1, 1, 2, 2]))
     assert len(e1) == 4
     second = sphere_points(4, [0.0, 0.01, 3.0, 3.01, 2.0, 2.02, 1.5, 1.51])
     e2, l2 = miner.augment(second, torch.tensor([0, 0, 3, 3, 4, 4, 5, 5]))
     assert len(e2) == 12 and torch.equal(e2[8:], first) and l2[8:].tolist() == [1, 1, 2, 2]
-    a, p, n = miner(e2, l2)
+    a, _p, n = miner(e2, l2)
     assert int(a.max()) < 8 and (n[a == 0] >= 8).all()  # hardest negative is in memory
     e3, _ = miner.augment(second, torch.tensor([0, 0, 3, 3, 4, 4, 5, 5]))
     assert len(e3) == 8 + 10 and miner.filled == 10

@@ -1,4 +1,5 @@
-"""The one namespace: --help lists every plug-in, bad combinations fail at parse time in one line."""
+"""The one namespace: --help lists every plug-in, bad combinations fail at parse time in one
+line."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_defaults_match_the_original_harness():
 
 
 def test_valid_line_parses_and_namespace_is_frozen():
-    opt = parameters.parse_args(BASE + ["--loss", "triplet", "--batch_mining", "semihard"])
+    opt = parameters.parse_args([*BASE, "--loss", "triplet", "--batch_mining", "semihard"])
     assert opt.loss == "triplet"
     with pytest.raises(AttributeError, match="read-only"):
         opt.lr = 1.0
@@ -108,17 +109,17 @@ def test_loss_with_a_miner_it_cannot_use_names_the_allowed_ones(capsys):
     loss = needy[0]
     allowed = LOSSES.get(loss).allowed_miners()
     wrong = next(m for m in MINERS.names() if m not in allowed)
-    err = parse_error(capsys, BASE + ["--loss", loss, "--batch_mining", wrong])
+    err = parse_error(capsys, [*BASE, "--loss", loss, "--batch_mining", wrong])
     assert f"loss {loss} cannot use miner {wrong}; allowed miners: {', '.join(allowed)}" in err
 
 
 def test_correctness_decision_flags_parse():
     """Fixed names: --loss_multisimilarity_reduction, --[no-]loss_arcface_fallback."""
-    opt = parameters.parse_args(BASE + ["--loss", "arcface"])
+    opt = parameters.parse_args([*BASE, "--loss", "arcface"])
     assert opt.loss_arcface_fallback is True and opt.loss_multisimilarity_reduction == "batch"
     opt = parameters.parse_args(
-        BASE
-        + [
+        [
+            *BASE,
             "--loss",
             "arcface",
             "--no-loss_arcface_fallback",

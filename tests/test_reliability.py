@@ -262,7 +262,9 @@ def test_too_many_nonfinite_steps_stop_the_run_and_keep_last(tmp_path, capsys, m
     from criteria.margin import Margin
 
     real = Margin.forward
-    monkeypatch.setattr(Margin, "forward", lambda self, e, l: real(self, e, l) * float("inf"))
+    monkeypatch.setattr(
+        Margin, "forward", lambda self, e, labels: real(self, e, labels) * float("inf")
+    )
     assert main.main(tiny_args(tmp_path, "--max_nonfinite_steps", "2", epochs=2)) == 1
     line = one_error_line(capsys)
     assert line.startswith("main.py: error: training diverged: 2 non-finite steps")

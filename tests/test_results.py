@@ -99,7 +99,7 @@ def test_reader_reads_the_record_and_rejects_a_torn_config(tmp_path):
     assert rec.history()["train_loop"][1]["loss"] == 1.0
     with open(os.path.join(path, "config.json"), "w") as f:
         f.write('{"group": "A", "se')
-    with pytest.raises(RunReadError, match="config.json is not valid JSON"):
+    with pytest.raises(RunReadError, match=r"config\.json is not valid JSON"):
         read_run(path)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -105,7 +106,7 @@ class FakeWandb:
         fake = self
 
         class Run:
-            summary: dict = {}
+            summary: ClassVar[dict] = {}
 
             def log(self, row):
                 if fake.fail_log:
@@ -230,7 +231,7 @@ def test_checkpoint_rotation_keeps_the_previous_and_falls_back(tmp_path):
     os.remove(folder / "last.pt")  # stopped between the two renames
     assert record.load_checkpoint()["epoch"] == 1
     assert "stopped while replacing last.pt" in record.notes[-1]
-    with pytest.raises(Exception, match="Unsupported|not allowed|weights"):
+    with pytest.raises(Exception, match=r"Unsupported|not allowed|weights"):
         record.save_checkpoint("last", {"epoch": 3, "obj": Selection("a", "b")})
 
 
@@ -243,7 +244,8 @@ def test_the_log_is_cut_back_to_the_checkpoint_epoch(tmp_path):
         f.write('{"epoch": 3, "spl')
     record.truncate_log(1)
     assert [r["epoch"] for r in record.metric_rows()] == [0, 1]
-    assert open(record.path("metrics.jsonl")).read().endswith("}\n")
+    with open(record.path("metrics.jsonl")) as f:
+        assert f.read().endswith("}\n")
     record.truncate_log(-1)
     assert record.metric_rows() == []
 

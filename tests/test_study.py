@@ -256,8 +256,8 @@ def test_fold_runs_save_embeddings_and_make_a_concatenated_row(tmp_path, capsys)
         args = [a for a in tiny_args(tmp_path, epochs=1) if a != "--use_tv_split"]
         assert (
             main.main(
-                args
-                + [
+                [
+                    *args,
                     "--cv_folds",
                     "2",
                     "--fold",

@@ -72,7 +72,7 @@ def test_lite0_remap_rejects_another_network(tmp_path, lite0):
     source = torch.load(package_weights_file(), map_location="cpu", weights_only=True)
     short = dict(list(source.items())[:-3])
     torch.save(short, tmp_path / "short.pth")
-    with pytest.raises(ValueError, match="holds 293 tensors.*not the same network"):
+    with pytest.raises(ValueError, match=r"holds 293 tensors.*not the same network"):
         build_model(
             "efficientnet_lite0",
             embed_dim=D,
@@ -82,7 +82,7 @@ def test_lite0_remap_rejects_another_network(tmp_path, lite0):
     bad = dict(source)
     bad["_bn0.weight"] = torch.ones(7)
     torch.save(bad, tmp_path / "bad.pth")
-    with pytest.raises(ValueError, match="_bn0.weight \\(7,\\) does not fit bn1.weight"):
+    with pytest.raises(ValueError, match=r"_bn0\.weight \(7,\) does not fit bn1\.weight"):
         build_model(
             "efficientnet_lite0",
             embed_dim=D,
@@ -122,7 +122,7 @@ def test_parse_timm_names():
 
 def test_any_timm_model_from_a_local_file_never_downloads(tmp_path: Path):
     torch.manual_seed(0)
-    with pytest.raises(FileNotFoundError, match="never downloaded.*--pretrained_weights"):
+    with pytest.raises(FileNotFoundError, match=r"never downloaded.*--pretrained_weights"):
         build_model("timm:resnet18", embed_dim=D, pretrained=True)
     source = build_model("timm:resnet18_normalize", embed_dim=D, pretrained=False)
     state = dict(source.backbone.state_dict())
@@ -142,7 +142,7 @@ def test_any_timm_model_from_a_local_file_never_downloads(tmp_path: Path):
     assert source.image_spec.size == 224 and source.image_spec.eval_resize == 236
     state["layer1.0.conv1.weight"] = torch.randn(3, 3)
     torch.save(state, tmp_path / "wrong.pth")
-    with pytest.raises(ValueError, match="does not fit timm:resnet18.*shape mismatches"):
+    with pytest.raises(ValueError, match=r"does not fit timm:resnet18.*shape mismatches"):
         build_model(
             "timm:resnet18", embed_dim=D, pretrained=True, weights_path=str(tmp_path / "wrong.pth")
         )
