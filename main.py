@@ -191,20 +191,7 @@ def main(argv: list[str] | None = None) -> int:
             except RunFolderError as err:
                 raise StartupError(str(err)) from None
             # ---------------------------------------------------------- the run folder
-            record.lock(command_line(argv))
-            checkpoint = record.load_checkpoint("last")
-            record.open(checkpoint)
-            record.truncate_log(checkpoint["epoch"] if checkpoint else -1)
-            record.write_json("splits.json", {n: ds.info for n, ds in parts.splits.items()})
-            record.write_json("model.json", parts.model.describe())
-            for note in record.notes:
-                log(f"note: {note}")
-            if checkpoint is not None:
-                verb = "extending" if done is not None else "resuming"
-                log(
-                    f"{verb} {record.dir} after epoch {checkpoint['epoch']} "
-                    f"(to epoch {opt.n_epochs})"
-                )
+            checkpoint = open_run_folder(record, opt, parts, command_line(argv), done, log)
             sink = (
                 WandbSink(record.dir, opt.project, opt.group, run_name(opt), opt.as_dict())
                 if (opt.log_online and ctx.is_main)
@@ -226,19 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             for epoch in range(state.epoch + 1, opt.n_epochs + 1):
                 run_epoch(epoch, opt, parts, state, record, sink, ctx, device, budget, log)
             # ---------------------------------------------------------- summary
-            if opt.save_embeddings and ctx.is_main:
-                save_test_embeddings(opt, parts, state, record, device)
-            summary = record.summary(state.selection, finished=True, train_time_s=state.train_time)
-            if sink:
-                sink.finish(summary)
-            log(format_table(summary))
-            if opt.save_retrievals and ctx.is_main:
-                from evaluation.visualize import save_run_retrievals
-
-                log(
-                    "retrieval pictures: "
-                    + ", ".join(map(str, save_run_retrievals(record.dir, opt.save_retrievals)))
-                )
+            finish_run(opt, parts, state, record, sink, ctx, device, log)
             log(f"done in {time.perf_counter() - started:.0f} s")
             return 0
     except (StartupError, RunConflict) as err:
@@ -246,17 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RunFolderError, training.NonFiniteSteps) as err:
         return error(err, 1)
     except (interrupts.Interrupted, KeyboardInterrupt) as err:
-        name = err.args[0] if isinstance(err, interrupts.Interrupted) else "SIGINT"
-        epoch = record.saved_epoch
-        saved = (
-            f"checkpoint of epoch {epoch} in {record.path('checkpoints')}"
-            if epoch >= 0
-            else "no epoch completed yet"
-        )
-        return error(
-            f"stopped by {name} ({saved}); resume with: {command_line(argv)}",
-            128 + getattr(err, "signum", 2),
-        )
+        return interrupted(err, record, command_line(argv))
     finally:
         record.close()
         distributed.cleanup(ctx)
@@ -265,6 +230,53 @@ def main(argv: list[str] | None = None) -> int:
 def error(message: Any, status: int) -> int:
     print(f"main.py: error: {message}", file=sys.stderr)
     return status
+
+
+def interrupted(err: BaseException, record: RunRecord, command: str) -> int:
+    """SIGINT / SIGTERM: say what was kept and the command that resumes (status 128 + signal)."""
+    name = err.args[0] if isinstance(err, interrupts.Interrupted) else "SIGINT"
+    epoch = record.saved_epoch
+    saved = (
+        f"checkpoint of epoch {epoch} in {record.path('checkpoints')}"
+        if epoch >= 0
+        else "no epoch completed yet"
+    )
+    return error(
+        f"stopped by {name} ({saved}); resume with: {command}", 128 + getattr(err, "signum", 2)
+    )
+
+
+def open_run_folder(record: RunRecord, opt, parts: Parts, command: str, done, log) -> dict | None:
+    """Lock the folder, check it holds this run, cut its log back to the last checkpoint (which is
+    returned, None on a fresh start) and write what the run is made of."""
+    record.lock(command)
+    checkpoint = record.load_checkpoint("last")
+    record.open(checkpoint)
+    record.truncate_log(checkpoint["epoch"] if checkpoint else -1)
+    record.write_json("splits.json", {n: ds.info for n, ds in parts.splits.items()})
+    record.write_json("model.json", parts.model.describe())
+    for note in record.notes:
+        log(f"note: {note}")
+    if checkpoint is not None:
+        verb = "extending" if done is not None else "resuming"
+        log(f"{verb} {record.dir} after epoch {checkpoint['epoch']} (to epoch {opt.n_epochs})")
+    return checkpoint
+
+
+def finish_run(opt, parts: Parts, state, record: RunRecord, sink, ctx, device, log) -> None:
+    """The final summary (and W&B's), the table, and what --save_embeddings and
+    --save_retrievals ask for."""
+    if opt.save_embeddings and ctx.is_main:
+        save_test_embeddings(opt, parts, state, record, device)
+    summary = record.summary(state.selection, finished=True, train_time_s=state.train_time)
+    if sink:
+        sink.finish(summary)
+    log(format_table(summary))
+    if opt.save_retrievals and ctx.is_main:
+        from evaluation.visualize import save_run_retrievals
+
+        pictures = save_run_retrievals(record.dir, opt.save_retrievals)
+        log("retrieval pictures: " + ", ".join(map(str, pictures)))
 
 
 def fill_embedding_store(parts: Parts, opt, device) -> None:

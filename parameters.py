@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--evaluation_metrics",
         nargs="+",
         default=DEFAULT_METRICS,
-        help="metrics computed on every evaluated split",
+        help="metrics computed on every evaluated split; valid: "
+        + ", ".join(evaluation.valid_spellings()),
     )
     ev.add_argument(
         "--storage_metrics",

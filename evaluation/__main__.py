@@ -19,7 +19,7 @@ import torch
 
 from registry import RegistryError
 
-from . import check_metric_names, evaluate
+from . import check_metric_names, evaluate, valid_spellings
 from .context import check_finite
 
 
@@ -33,7 +33,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ignore_ids", help="(N,) .npy, gallery items sharing the query's id are skipped"
     )
-    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        required=True,
+        help="valid: " + ", ".join(valid_spellings()).replace("%", "%%"),
+    )
     p.add_argument("--backend", choices=("torch", "faiss"), default="torch")
     p.add_argument("--device", default="cpu")
     p.add_argument("--n_clusters", type=int)

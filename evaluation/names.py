@@ -15,6 +15,8 @@ name fails at parse time with the list of valid spellings.
 
 from __future__ import annotations
 
+import difflib
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -109,7 +111,9 @@ def parse_name(name: str) -> ParsedName:
     base, at, raw = name.partition("@")
     found = _spellings().get(base)
     if found is None:
-        _fail(name, "unknown metric")
+        close = difflib.get_close_matches(base, list(_spellings()), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        raise RegistryError(f"unknown metric {name!r}; {hint}valid metrics: see --help")
     fam, cosine = found
     spec = METRICS.get(fam).arg
     value: Any = None
@@ -131,7 +135,15 @@ def parse_name(name: str) -> ParsedName:
 
 
 def _fail(name: str, why: str) -> None:
-    raise RegistryError(f"metric {name!r}: {why}; valid metrics: {', '.join(valid_spellings())}")
+    """One short line: the name, what is wrong, and how the family is written (the whole list is
+    in ``--help``, where a line of every metric belongs)."""
+    base = name.partition("@")[0]
+    fam, cosine = _spellings()[base]
+    spelling = next(s for s in valid_spellings() if s.partition("@")[0] == (
+        METRICS.get(fam).spelling or fam))
+    if cosine:
+        spelling = base + spelling[len(spelling.partition("@")[0]):]
+    raise RegistryError(f"metric {name!r}: {why}; write it as {spelling}")
 
 
 def check_metric_names(names: list[str] | tuple[str, ...] | str) -> None:

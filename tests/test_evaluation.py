@@ -391,14 +391,34 @@ def test_every_registered_metric_has_a_hand_case():
 
 
 @pytest.mark.parametrize(
-    "bad",
-    ["e_recal@1", "e_recall", "e_recall@x", "e_recall@0", "nmi@3", "dists@outer", "fnmr@2", "c_"],
+    ("bad", "hint"),
+    [
+        ("e_recal@1", "did you mean e_recall"),
+        ("e_recall", "write it as e_recall@<int>"),
+        ("e_recall@x", "write it as e_recall@<int>"),
+        ("e_recall@0", "write it as e_recall@<int>"),
+        ("c_recall@x", "write it as c_recall@<int>"),
+        ("nmi@3", "write it as nmi"),
+        ("dists@outer", "write it as dists@<intra|inter|intra_over_inter>"),
+        ("fnmr@2", "write it as fnmr@<float>"),
+        ("c_", "valid metrics: see --help"),
+    ],
 )
-def test_check_metric_names_errors(bad):
+def test_check_metric_names_errors(bad, hint):
+    """One short line: the bad name, what is wrong and how to write it (the full list of metrics
+    is in --help, not in the error)."""
     with pytest.raises(RegistryError) as err:
         check_metric_names(["e_recall@1", bad])
     msg = str(err.value)
-    assert "\n" not in msg and bad in msg and "e_recall@<int>" in msg and "mAP_at_r" in msg
+    assert "\n" not in msg and repr(bad) in msg and hint in msg and len(msg) < 130, msg
+
+
+def test_help_lists_every_metric():
+    import parameters
+
+    text = parameters.build_parser().format_help()
+    for spelling in evaluation.valid_spellings():
+        assert spelling.split(" ")[0] in text
 
 
 def test_check_metric_names_accepts_legacy_and_modern():
