@@ -16,7 +16,6 @@ name fails at parse time with the list of valid spellings.
 from __future__ import annotations
 
 import difflib
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
