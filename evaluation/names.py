@@ -138,10 +138,11 @@ def _fail(name: str, why: str) -> None:
     in ``--help``, where a line of every metric belongs)."""
     base = name.partition("@")[0]
     fam, cosine = _spellings()[base]
-    spelling = next(s for s in valid_spellings() if s.partition("@")[0] == (
-        METRICS.get(fam).spelling or fam))
+    spelling = next(
+        s for s in valid_spellings() if s.partition("@")[0] == (METRICS.get(fam).spelling or fam)
+    )
     if cosine:
-        spelling = base + spelling[len(spelling.partition("@")[0]):]
+        spelling = base + spelling[len(spelling.partition("@")[0]) :]
     raise RegistryError(f"metric {name!r}: {why}; write it as {spelling}")
 
 
