@@ -2,7 +2,7 @@
 
 A miner is called as ``miner(embeds (B, D), labels (B,))`` under ``torch.no_grad`` and returns index
 tensors on the embeddings' device: for ``produces == "triplets"`` a :class:`Triplets` of three
-``(T,)`` long tensors. Miners of other kinds ("npair", "lifted", "pairs") return their own small
+``(T,)`` long tensors. Miners of other kinds ("npair", "lifted") return their own small
 named tuples of tensors, documented in their module. A miner owns a ``torch.Generator`` seeded at
 construction, so a seed fixes every draw, and records ``last_count`` (tuples produced).
 Losses call ``embeds, labels = miner.augment(embeds, labels)`` before mining, so a memory-bank miner

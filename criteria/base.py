@@ -40,7 +40,7 @@ class TupleMiner(Protocol):
 class Loss(nn.Module):
     """Base class of all losses."""
 
-    #: Miner output kinds this loss consumes ("triplets", "npair", "lifted", "pairs"); a loss with
+    #: Miner output kinds this loss consumes ("triplets", "npair", "lifted"); a loss with
     #: kinds cannot work without a miner; empty: it mines its own pairs or needs none.
     miner_kinds: ClassVar[tuple[str, ...]] = ()
     #: True for losses that learn vectors per class (proxies, class weights, centres).

@@ -1,7 +1,7 @@
 """JPEG decoding and augmentation on the GPU, behind the loader interface.
 
 Loader workers only read the encoded bytes of each file (no decode, no transform); the loader
-returned by :func:`device_decode_loader` decodes a whole batch at once with
+of class :class:`DeviceDecodeLoader` decodes a whole batch at once with
 ``torchvision.io.decode_jpeg(device=...)`` (nvJPEG on CUDA), crops each image to its bounding box,
 runs the split's own transform (the same torchvision v2 pipeline as on the CPU: random resized crop,
 flip, colour jitter, normalisation) on the device and yields ``(images (B, C, S, S) on the device,
