@@ -21,7 +21,8 @@ import torch.multiprocessing as mp
 import distributed
 from batch_mining import MINERS
 from criteria import LOSSES
-from tests.test_main import GLYPHS_TINY, ROOT
+from tests.test_main import ROOT
+from tests.tiny_run import GLYPHS_TINY
 
 WORLD, PER_RANK, DIM_IN, DIM, CLASSES = 2, 12, 10, 8, 6
 CASES = (("margin", "distance"), ("proxyanchor", None))

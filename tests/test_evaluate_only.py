@@ -13,57 +13,15 @@ import torch
 
 import main
 from architectures.saved import SavedRunError, load_saved_model
+from tests.tiny_run import glyphs_args
 
-GLYPHS_TINY = [
-    "--dataset_glyphs_n_classes",
-    "24",
-    "--dataset_glyphs_per_class",
-    "8",
-    "--dataset_glyphs_image_size",
-    "16",
-]
 METRICS = ["e_recall@1", "e_recall@2", "nmi", "mAP_at_r", "r_precision"]
 
 
 def tiny_run(root: Path, *extra: str) -> list[str]:
-    return [
-        "--dataset",
-        "glyphs",
-        "--source_path",
-        str(root / "data"),
-        *GLYPHS_TINY,
-        "--save_path",
-        str(root / "runs"),
-        "--project",
-        "p",
-        "--group",
-        "g",
-        "--seed",
-        "3",
-        "--arch",
-        "smallnet_normalize",
-        "--arch_smallnet_width",
-        "8",
-        "--not_pretrained",
-        "--embed_dim",
-        "16",
-        "--bs",
-        "32",
-        "--samples_per_class",
-        "4",
-        "--lr",
-        "1e-3",
-        "--n_epochs",
-        "2",
-        "--iters_per_epoch",
-        "3",
-        "--kernels",
-        "0",
-        "--use_tv_split",
-        "--evaluation_metrics",
-        *METRICS,
-        *extra,
-    ]
+    return glyphs_args(
+        root, "--arch_smallnet_width", "8", *extra, seed=3, metrics=METRICS, model=""
+    )
 
 
 @pytest.fixture(scope="module")

@@ -13,63 +13,13 @@ import torch
 
 import main
 import training
+from tests.tiny_run import glyphs_args
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def tiny_args(tmp_path, *extra: str, epochs: int = 2) -> list[str]:
-    return [
-        "--dataset",
-        "glyphs",
-        "--source_path",
-        str(tmp_path / "data"),
-        *GLYPHS_TINY,
-        "--save_path",
-        str(tmp_path / "runs"),
-        "--project",
-        "p",
-        "--group",
-        "g",
-        "--seed",
-        "0",
-        "--arch",
-        "smallnet_normalize",
-        "--not_pretrained",
-        "--embed_dim",
-        "16",
-        "--loss",
-        "margin",
-        "--batch_mining",
-        "distance",
-        "--bs",
-        "32",
-        "--samples_per_class",
-        "4",
-        "--lr",
-        "1e-3",
-        "--n_epochs",
-        str(epochs),
-        "--iters_per_epoch",
-        "3",
-        "--kernels",
-        "0",
-        "--use_tv_split",
-        "--evaluation_metrics",
-        "e_recall@1",
-        "nmi",
-        "mAP_at_r",
-        *extra,
-    ]
-
-
-GLYPHS_TINY = [
-    "--dataset_glyphs_n_classes",
-    "24",
-    "--dataset_glyphs_per_class",
-    "8",
-    "--dataset_glyphs_image_size",
-    "16",
-]
+    return glyphs_args(tmp_path, *extra, epochs=epochs)
 
 
 def run_dir(tmp_path) -> str:

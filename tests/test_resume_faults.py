@@ -21,7 +21,8 @@ import torch
 
 from runrecord import faults
 from runrecord.faults import FAULT_EXIT
-from tests.test_main import GLYPHS_TINY, ROOT
+from tests.test_main import ROOT
+from tests.tiny_run import glyphs_args
 
 POINTS = [
     "step",
@@ -34,50 +35,16 @@ POINTS = [
 
 
 def args_for(root, *extra: str, epochs: int = 3) -> list[str]:
-    return [
-        "--dataset",
-        "glyphs",
-        "--source_path",
-        str(root / "data"),
-        *GLYPHS_TINY,
-        "--save_path",
-        str(root / "runs"),
-        "--project",
-        "p",
-        "--group",
-        "g",
-        "--seed",
-        "0",
-        "--arch",
-        "smallnet_normalize",
-        "--not_pretrained",
-        "--embed_dim",
-        "16",
-        "--loss",
-        "margin",
-        "--batch_mining",
-        "distance",
-        "--bs",
-        "32",
-        "--samples_per_class",
-        "4",
-        "--lr",
-        "1e-3",
-        "--n_epochs",
-        str(epochs),
-        "--iters_per_epoch",
-        "2",
-        "--kernels",
-        "0",
-        "--use_tv_split",
-        "--evaluation_metrics",
-        "e_recall@1",
-        "mAP_at_r",
+    return glyphs_args(
+        root,
         "--storage_metrics",
         "e_recall@1",
         "mAP_at_r",
         *extra,
-    ]
+        epochs=epochs,
+        iters=2,
+        metrics=("e_recall@1", "mAP_at_r"),
+    )
 
 
 def _child(args: list[str], fault: str | None, output: str) -> None:
