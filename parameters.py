@@ -72,8 +72,17 @@ def _names(registry) -> str:
     return ", ".join(registry.names())
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Bad input is one line on stderr and exit status 2: argparse's usage block would be a
+    hundred lines of flags above it (``--help`` lists them)."""
+
+    def error(self, message: str):
+        hint = " (--help lists every flag)" if message.startswith("unrecognized") else ""
+        self.exit(2, f"{self.prog}: error: {message}{hint}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="main.py",
         description="dmlbench: train and evaluate a deep metric learning model. Losses, miners, "
         "samplers, architectures and datasets are chosen by name; each one's own flags "

@@ -128,10 +128,10 @@ def test_cli_bad_input_exits_2_with_one_line():
         text=True,
     )
     assert proc.returncode == 2
-    assert (
-        proc.stderr.strip()
-        .splitlines()[-1]
-        .startswith("main.py: error: loss triplet cannot use miner npair; allowed miners:")
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr  # no usage block above it
+    assert lines[0].startswith(
+        "main.py: error: loss triplet cannot use miner npair; allowed miners:"
     )
 
 
