@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from architectures import bninception, googlenet, resnet50, smallnet, timm_nets  # noqa: F401
+from architectures import (  # noqa: F401
+    bninception,
+    efficientnet_lite0,
+    googlenet,
+    resnet50,
+    smallnet,
+    timm_nets,
+)
 from architectures.base import ARCH_OPTIONS, ARCHITECTURES, ArchSpec, ImageSpec, parse_arch
 from architectures.embedding_net import EVAL_LAYERS, EmbeddingNet
 

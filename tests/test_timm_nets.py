@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from architectures import ArchSpec, build_model, parse_arch
-from architectures.timm_nets import package_weights_file, remap_by_position
+from architectures.efficientnet_lite0 import package_weights_file, remap_by_position
 from registry import RegistryError
 
 D = 16
