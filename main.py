@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         return error(err, 2)
     training.seed_everything(opt.seed)
     log = print if ctx.is_main else (lambda *a, **k: None)
-    record = RunRecord(opt, is_main=ctx.is_main)
+    record = RunRecord(opt, is_main=ctx.is_main, defaults=parameters.defaults())
     try:
         with interrupts.handled():
             # ---------------------------------------------------------- a finished run is skipped

@@ -405,6 +405,11 @@ def validate(opt: argparse.Namespace) -> None:
             )
 
 
+def defaults() -> dict[str, Any]:
+    """Every flag's default, by dest (a run folder written before a flag existed holds none)."""
+    return {a.dest: a.default for a in build_parser()._actions if a.dest != "help"}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> FrozenNamespace:
     """Parse, validate and freeze. Bad input exits with status 2 and one line of explanation."""
     parser = build_parser()

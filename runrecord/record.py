@@ -81,10 +81,20 @@ def run_name(opt: Any) -> str:
     return f"{opt.group}_s{opt.seed}" if opt.savename == "group_plus_seed" else opt.savename
 
 
-def config_differences(saved: dict, current: dict) -> list[str]:
+def config_differences(saved: dict, current: dict, defaults: dict | None = None) -> list[str]:
+    """Flags that make ``current`` another run than ``saved``. A flag the saved config does not
+    hold (it was written by an older version) counts only when its current value is not the
+    flag's default (``defaults``, the parser's)."""
     current = json.loads(json.dumps(current))
+    defaults = json.loads(json.dumps(defaults or {}))
     keys = (set(saved) | set(current)) - RESUMABLE_DIFFERENCES
-    return sorted(k for k in keys if saved.get(k) != current.get(k))
+    absent = object()
+    return sorted(
+        k
+        for k in keys
+        if saved.get(k) != current.get(k)
+        and not (k not in saved and k in defaults and current.get(k, absent) == defaults[k])
+    )
 
 
 class RunConflict(RuntimeError):
@@ -140,10 +150,11 @@ def _first_line(err: BaseException, limit: int = 120) -> str:
 
 
 class RunRecord:
-    def __init__(self, opt: Any, is_main: bool = True) -> None:
+    def __init__(self, opt: Any, is_main: bool = True, defaults: dict | None = None) -> None:
         self.dir = os.path.join(opt.save_path, opt.project, run_name(opt))
         self.is_main = is_main
         self.opt = opt
+        self.defaults = defaults or {}  # the parser's defaults: flags newer than a saved config
         self.notes: list[str] = []  # one-line notices for the user (fallbacks, repairs)
         self._lock_fd: int | None = None
         self.saved_epoch = -1  # epoch of the newest `last` checkpoint on disk
@@ -174,7 +185,7 @@ class RunRecord:
     def _check_same_run(self, reference: dict) -> None:
         current = json.loads(json.dumps(self.opt.as_dict()))
         reference = json.loads(json.dumps(reference))  # a checkpoint's copy may hold tuples
-        diffs = config_differences(reference, current)
+        diffs = config_differences(reference, current, self.defaults)
         if diffs:
             shown = ", ".join(f"{k}: {reference.get(k)!r} -> {current.get(k)!r}" for k in diffs[:4])
             raise RunConflict(
@@ -277,7 +288,7 @@ class RunRecord:
                 self.notes.append(f"{_first_line(err)}; rewritten from the current settings")
         if checkpoint is not None:
             self._check_same_run(saved if saved is not None else checkpoint.get("config", {}))
-        elif saved is not None and config_differences(saved, current):
+        elif saved is not None and config_differences(saved, current, self.defaults):
             self.notes.append(
                 f"{self.dir} held a run that never completed its first epoch; "
                 "starting it over with the current settings"

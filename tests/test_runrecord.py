@@ -266,3 +266,29 @@ def test_every_torch_load_in_the_repository_is_weights_only():
                     if "weights_only=True" not in call.group(0):
                         offenders.append(f"{os.path.relpath(path, root)}: {call.group(0)[:60]}")
     assert offenders == []
+
+
+def test_a_flag_newer_than_the_saved_config_counts_only_away_from_its_default():
+    from runrecord.record import config_differences
+
+    saved = {"lr": 1e-5}  # written before --cv_folds existed
+    defaults = {"lr": 1e-5, "cv_folds": 0}
+    assert config_differences(saved, {"lr": 1e-5, "cv_folds": 0}, defaults) == []
+    assert config_differences(saved, {"lr": 1e-5, "cv_folds": 4}, defaults) == ["cv_folds"]
+    assert config_differences(saved, {"lr": 1e-5, "cv_folds": 0}) == ["cv_folds"]  # no defaults
+
+
+def test_a_run_folder_from_before_a_new_flag_still_resumes(tmp_path, capsys):
+    import main
+    from tests.tiny_run import glyphs_args
+
+    assert main.main(glyphs_args(tmp_path, epochs=1)) == 0
+    config = tmp_path / "runs" / "p" / "g_s0" / "config.json"
+    saved = json.loads(config.read_text())
+    del saved["cv_folds"], saved["amp_dtype"]  # as an older version wrote it
+    config.write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert main.main(glyphs_args(tmp_path, epochs=2)) == 0
+    assert "extending" in capsys.readouterr().out
+    assert main.main(glyphs_args(tmp_path, "--amp_dtype", "fp16", epochs=3)) == 2
+    assert "amp_dtype: 'auto' -> 'fp16'" in capsys.readouterr().err  # rewritten on extension
