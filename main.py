@@ -97,15 +97,17 @@ def build_parts(opt, ctx, device) -> Parts:
         if opt.decoded_cache:  # rank 0 decodes while the others wait, then they map its copy
             if not ctx.is_main:
                 distributed.barrier(ctx)
-            pipeline.use_decoded_cache(
-                splits,
-                opt.dataset,
-                opt.decoded_cache,
-                opt.decoded_cache_side,
-                workers=max(opt.kernels, 1),
-            )
-            if ctx.is_main:
-                distributed.barrier(ctx)
+            try:
+                pipeline.use_decoded_cache(
+                    splits,
+                    opt.dataset,
+                    opt.decoded_cache,
+                    opt.decoded_cache_side,
+                    workers=max(opt.kernels, 1),
+                )
+            finally:  # a failure on rank 0 must not leave the other ranks waiting forever
+                if ctx.is_main:
+                    distributed.barrier(ctx)
         train_set = splits["train"]
         sampler = SAMPLERS.build(
             opt.data_sampler,
