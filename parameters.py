@@ -410,6 +410,12 @@ def defaults() -> dict[str, Any]:
     return {a.dest: a.default for a in build_parser()._actions if a.dest != "help"}
 
 
+def namespace(**values: Any) -> argparse.Namespace:
+    """Every flag at its default, ``values`` set on top, unvalidated: a namespace for code that
+    calls the builders directly (tests, benchmarks) without restating the defaults."""
+    return argparse.Namespace(**{**defaults(), **values})
+
+
 def parse_args(argv: Sequence[str] | None = None) -> FrozenNamespace:
     """Parse, validate and freeze. Bad input exits with status 2 and one line of explanation."""
     parser = build_parser()

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import parameters
 from architectures.base import ImageSpec
 from datasets import build_splits
 from datasets.glyphs import Glyphs
@@ -63,15 +64,6 @@ def main() -> None:
     ap.add_argument("--bs", type=int, default=112)
     ap.add_argument("--batches", type=int, default=30)
     args = ap.parse_args()
-    base = dict(
-        seed=0,
-        use_tv_split=False,
-        tv_split_by_samples=False,
-        tv_split_perc=0.8,
-        rotation_classes=1,
-        cv_folds=0,
-        fold=0,
-    )
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         arrays = Glyphs(tmp).arrays()
@@ -85,13 +77,13 @@ def main() -> None:
             (ImageSpec(size=224), "base"),
             (ImageSpec(size=224), "adv"),
         ):
-            opt = argparse.Namespace(dataset="glyphs", source_path=tmp, augmentation=aug, **base)
+            opt = parameters.namespace(dataset="glyphs", source_path=tmp, augmentation=aug)
             train = build_splits(opt, spec)["train"]
             ips = throughput(train, args.bs, args.workers, args.batches)
             print(f"glyphs  size {spec.size:3d} ch {spec.channels} {aug:4s}: {ips:8.0f} images/s")
         make_folder_set(Path(tmp), classes=20, per_class=30, side=300)
         for aug in ("base", "adv"):
-            opt = argparse.Namespace(dataset="cub200", source_path=tmp, augmentation=aug, **base)
+            opt = parameters.namespace(dataset="cub200", source_path=tmp, augmentation=aug)
             start = time.perf_counter()
             train = build_splits(opt, ImageSpec(size=224))["train"]
             build = time.perf_counter() - start

@@ -37,6 +37,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import parameters
 from architectures import build_model
 from batch_mining import MINERS
 from criteria import LOSSES
@@ -135,19 +136,7 @@ def compute_ceiling(args, device, n_classes: int, dtype) -> float:
 
 
 def train_split(args, source: Path, spec):
-    opt = argparse.Namespace(
-        dataset="cub200",
-        source_path=str(source),
-        augmentation="base",
-        seed=0,
-        use_tv_split=False,
-        tv_split_by_samples=False,
-        tv_split_perc=0.8,
-        rotation_classes=1,
-        cv_folds=0,
-        fold=0,
-    )
-    return build_splits(opt, spec)
+    return build_splits(parameters.namespace(dataset="cub200", source_path=str(source)), spec)
 
 
 def loader_for(args, splits, route: str, device, cache_dir: Path):

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 import datasets
+import parameters
 from architectures.base import ImageSpec
 from datasets import DATASETS, DatasetError, build_splits, glyph_fonts, glyph_generator
 from datasets.glyphs import Glyphs
@@ -25,21 +26,10 @@ TINY = dict(n_classes=8, per_class=4, image_size=16, min_fonts=4)
 
 
 def make_opt(root, dataset="glyphs", **kw) -> argparse.Namespace:
-    base = dict(
-        dataset=dataset,
-        source_path=str(root),
-        seed=0,
-        use_tv_split=False,
-        tv_split_by_samples=False,
-        tv_split_perc=0.75,
-        augmentation="base",
-        rotation_classes=1,
-        cv_folds=0,
-        fold=0,
+    glyphs = {f"dataset_glyphs_{k}": v for k, v in TINY.items()}
+    return parameters.namespace(
+        **{"dataset": dataset, "source_path": str(root), "tv_split_perc": 0.75, **glyphs, **kw}
     )
-    base.update({f"dataset_glyphs_{k}": v for k, v in TINY.items()})
-    base.update(kw)
-    return argparse.Namespace(**base)
 
 
 # ----------------------------------------------------------------------------- glyphs

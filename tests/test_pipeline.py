@@ -6,7 +6,6 @@ CPU), the same eval output and the same crop statistics where the cache stores r
 
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+import parameters
 from architectures.base import ImageSpec
 from datasets import DatasetError, build_splits
 from datasets.decoded_cache import DecodedCache, cache_key, use_decoded_cache
@@ -45,18 +45,7 @@ def tree(tmp_path_factory) -> Path:
 
 
 def _splits(root: Path, augmentation: str = "base") -> dict:
-    opt = argparse.Namespace(
-        dataset="cub200",
-        source_path=str(root),
-        augmentation=augmentation,
-        seed=0,
-        use_tv_split=False,
-        tv_split_by_samples=False,
-        tv_split_perc=0.8,
-        rotation_classes=1,
-        cv_folds=0,
-        fold=0,
-    )
+    opt = parameters.namespace(dataset="cub200", source_path=str(root), augmentation=augmentation)
     return build_splits(opt, SPEC)
 
 
