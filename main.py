@@ -31,7 +31,6 @@ from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
 from datasets import pipeline
-from registry import RegistryError
 from runrecord import (
     RunConflict,
     RunFolderError,
@@ -128,7 +127,7 @@ def build_parts(opt, ctx, device) -> Parts:
         ).to(device)
         amp = acceleration.amp_dtype(device, opt.amp_dtype) if opt.amp else None
         acceleration.check_compile(opt.compile)
-    except (FileNotFoundError, ValueError, RegistryError, datasets.DatasetError) as err:
+    except datasets.INPUT_ERRORS as err:
         raise StartupError(str(err)) from None
     eval_splits = {"train": splits["train_eval"]} if not opt.no_train_metrics else {}
     eval_splits.update({name: splits[name] for name in ("val", "test") if name in splits})

@@ -33,9 +33,15 @@ from datasets.rotation_classes import ROTATIONS, RotationClasses
 from datasets.splitting import by_classes, by_samples, class_folds
 from datasets.transforms import AUGMENTATIONS, build_transforms
 
+#: What bad input (flags, files, data) raises while a run, a saved model or its data is built: the
+#: command lines turn these into one line and exit status 2. RegistryError and SavedRunError are
+#: ValueErrors.
+INPUT_ERRORS = (FileNotFoundError, ValueError, DatasetError)
+
 __all__ = [
     "AUGMENTATIONS",
     "DATASETS",
+    "INPUT_ERRORS",
     "ROTATIONS",
     "DMLDataset",
     "DatasetError",

@@ -320,8 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import datasets
     import parameters
-    from architectures.saved import SavedRunError, load_saved_model
-    from registry import RegistryError
+    from architectures.saved import load_saved_model
     from training.evaluate_only import explicit_flags, run_namespace
 
     parser = build_parser()
@@ -347,13 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             k=vis.k,
             seed=vis.seed,
         )
-    except (
-        SavedRunError,
-        FileNotFoundError,
-        ValueError,
-        RegistryError,
-        datasets.DatasetError,
-    ) as err:
+    except datasets.INPUT_ERRORS as err:
         print(f"visualize: error: {err}", file=sys.stderr)
         return 2
     print("written: " + ", ".join(map(str, files)))

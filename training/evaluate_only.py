@@ -29,7 +29,6 @@ from architectures.saved import (
     is_network_flag,
     load_saved_model,
 )
-from registry import RegistryError
 from runrecord.files import write_json_atomic
 from runrecord.report import PREFERRED
 from training.evaluate_splits import evaluate_splits
@@ -163,13 +162,7 @@ def main(opt: Any, argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
         results, ns = evaluate_checkpoint(opt, argv)
-    except (
-        SavedRunError,
-        FileNotFoundError,
-        ValueError,
-        RegistryError,
-        datasets.DatasetError,
-    ) as err:
+    except datasets.INPUT_ERRORS as err:
         print(f"main.py: error: {err}", file=sys.stderr)
         return 2
     print(f"evaluated {opt.checkpoint}")
