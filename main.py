@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         ctx, device = distributed.start(opt.device, opt.gpu, share_ranks=opt.gpu_share_ranks)
     except distributed.DeviceError as err:
         return error(err, 2)
-    training.seed_everything(opt.seed)
+    training.seed_everything(opt.seed, opt.cudnn_benchmark)
     log = print if ctx.is_main else (lambda *a, **k: None)
     record = RunRecord(opt, is_main=ctx.is_main, defaults=parameters.defaults())
     try:

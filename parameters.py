@@ -208,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch.compile the network (needs a C++ compiler for inductor)",
     )
     train.add_argument(
+        "--cudnn_benchmark",
+        action="store_true",
+        help="let cuDNN time its convolution algorithms and keep the fastest (faster on "
+        "GPUs; runs are then not bit-reproducible). Off: deterministic kernels",
+    )
+    train.add_argument(
         "--max_nonfinite_steps",
         type=int,
         default=10,

@@ -43,7 +43,7 @@ from batch_mining import MINERS
 from criteria import LOSSES
 from datasampler import SAMPLERS
 from datasets import build_splits, pipeline
-from training import acceleration, train_one_epoch, worker_init
+from training import acceleration, build_optimizer, seed_everything, train_one_epoch, worker_init
 
 SPC = 2
 
@@ -93,8 +93,7 @@ def build(args, device: torch.device, n_classes: int):
     model = acceleration.use_channels_last(model.to(device), device, not args.no_channels_last)
     miner = MINERS.build("distance", None, seed=0)
     loss = LOSSES.build("margin", None, miner=miner, n_classes=n_classes).to(device)
-    params = [p for p in model.parameters() if p.requires_grad] + list(loss.parameters())
-    optimizer = torch.optim.Adam(params, lr=1e-5)
+    optimizer = build_optimizer(parameters.namespace(optim=args.optim, lr=1e-5), model, loss)
     return model, acceleration.compile_model(model, args.compile), loss, optimizer
 
 
@@ -238,6 +237,13 @@ def main() -> None:
     ap.add_argument("--no_channels_last", action="store_true")
     ap.add_argument("--compile", action="store_true")
     ap.add_argument(
+        "--optim",
+        default="adam",
+        choices=["adam", "adamw", "sgd", "rmsprop"],
+        help="as main.py's (rmsprop has no fused kernel: one host read per step)",
+    )
+    ap.add_argument("--cudnn_benchmark", action="store_true", help="as main.py's flag")
+    ap.add_argument(
         "--cache_dir",
         default="",
         help="where the decoded cache goes (default: /dev/shm if present, else temp)",
@@ -266,6 +272,7 @@ def main() -> None:
             f"classes of {SPC}; --classes {args.classes} gives {args.classes // 2}"
         )
     device = torch.device(args.device)
+    seed_everything(0, args.cudnn_benchmark)
     dtype = acceleration.amp_dtype(device, args.amp_dtype)
     precisions = [
         ("fp32", None),
@@ -298,7 +305,8 @@ def main() -> None:
             print(
                 f"{args.device} | {args.arch} at {args.image_size}px | bs {args.bs} | "
                 f"{args.steps} timed steps | {args.workers} workers | train split "
-                f"{len(splits['train'])} images | torch threads {torch.get_num_threads()}"
+                f"{len(splits['train'])} images | torch threads {torch.get_num_threads()} | "
+                f"{args.optim} | cudnn {'benchmark' if args.cudnn_benchmark else 'deterministic'}"
             )
 
             ceiling = {}

@@ -1,7 +1,8 @@
 """The contract every loss follows.
 
 A loss is an ``nn.Module`` with ``forward(embeds (B, D), labels (B,)) -> scalar``. It receives its
-miner (if any) at construction as context, fills ``last_logs`` with a few floats worth logging.
+miner (if any) at construction as context, fills ``last_logs`` with a few scalars worth
+logging (0-dim tensors).
 The facts the rest of the harness needs are class attributes, so there is one home for each:
 ``miner_kinds`` (the miner outputs it consumes, matched against the miners' ``produces``; a loss
 with kinds needs a miner, one without uses none; :meth:`Loss.allowed_miners` names them),
@@ -54,7 +55,7 @@ class Loss(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.last_logs: dict[str, float] = {}
+        self.last_logs: dict[str, torch.Tensor] = {}
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor):
         """``(embeds, labels, tuples)``: the miner's view of the batch (possibly extended by a
@@ -80,13 +81,13 @@ class Loss(nn.Module):
         ]
 
     def set_logs(self, **values: torch.Tensor) -> None:
-        """Store scalar tensors in ``last_logs`` as floats, with one device sync for all of them."""
-        flat = [v.detach().reshape(()).to(torch.float32) for v in values.values()]
-        self.last_logs = dict(zip(values, torch.stack(flat).tolist())) if flat else {}
+        """Store scalar tensors in ``last_logs``, detached 0-dim float32 tensors left on their
+        device: the training loop sums them there and reads them once an epoch (no sync here)."""
+        self.last_logs = {k: v.detach().reshape(()).to(torch.float32) for k, v in values.items()}
 
     def empty(self, embeds: torch.Tensor, *keys: str) -> torch.Tensor:
         """The loss of a batch without a single valid tuple: zero, logs zero, still in the graph."""
-        self.last_logs = {k: 0.0 for k in keys}
+        self.last_logs = {k: torch.zeros((), device=embeds.device) for k in keys}
         return zero_loss(embeds)
 
     @classmethod

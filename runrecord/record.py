@@ -70,6 +70,7 @@ RESUMABLE_DIFFERENCES = {
     "gpu_share_ranks",
     "compile",
     "channels_last",
+    "cudnn_benchmark",
     "save_embeddings",
     "save_retrievals",
     "evaluate_only",

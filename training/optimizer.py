@@ -3,6 +3,12 @@
 Parameter groups follow the original harness: the backbone at ``--lr``; the embedding layer at
 ``--fc_lr`` when it is >= 0; each loss's own parameters (proxies, β, centres) at the learning rates
 the loss declares, without weight decay.
+
+Adam, AdamW and SGD use PyTorch's fused kernels on the CPU and CUDA: one launch per step, and a
+``found_inf`` input with which the training loop skips a non-finite step on the device, without a
+host sync (:mod:`training.epoch`). RMSprop has no fused kernel; with it the loop reads the finite
+flag each step. SGD's momentum buffers start at zero: with dampening 0 that is the first step's
+``buf = grad``, and a skipped first step cannot leave the buffers uninitialised.
 """
 
 from __future__ import annotations
@@ -11,6 +17,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+FUSED_DEVICES = ("cpu", "cuda")
 
 
 def build_optimizer(opt: Any, model: nn.Module, loss: nn.Module) -> torch.optim.Optimizer:
@@ -34,13 +42,18 @@ def build_optimizer(opt: Any, model: nn.Module, loss: nn.Module) -> torch.optim.
     for i, group in enumerate(loss.param_groups(opt.lr)):
         groups.append({"weight_decay": 0.0, "name": f"loss{i}", **group})
     groups = [g for g in groups if len(list(g["params"]))]
+    params = [p for g in groups for p in g["params"]]
+    fused = bool(params) and all(p.device.type in FUSED_DEVICES for p in params)
     if opt.optim == "adam":
-        return torch.optim.Adam(groups)
+        return torch.optim.Adam(groups, fused=fused or None)
     if opt.optim == "adamw":
-        return torch.optim.AdamW(groups)
+        return torch.optim.AdamW(groups, fused=fused or None)
     if opt.optim == "rmsprop":  # the Reality-Check protocol (Musgrave et al., ECCV 2020)
         return torch.optim.RMSprop(groups, momentum=0.9)
-    return torch.optim.SGD(groups, momentum=0.9)
+    sgd = torch.optim.SGD(groups, momentum=0.9, fused=fused or None)
+    for p in params:
+        sgd.state[p]["momentum_buffer"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+    return sgd
 
 
 def build_scheduler(opt: Any, optimizer: torch.optim.Optimizer):

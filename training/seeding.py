@@ -8,13 +8,16 @@ import numpy as np
 import torch
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, cudnn_benchmark: bool = False) -> None:
+    """Seed Python, numpy and torch (every GPU). cuDNN runs its deterministic kernels unless
+    ``cudnn_benchmark`` (``--cudnn_benchmark``) lets it time the algorithms and keep the fastest:
+    faster convolutions, but the same seed no longer gives bit-identical runs on a GPU."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = not cudnn_benchmark
+    torch.backends.cudnn.benchmark = cudnn_benchmark
 
 
 def worker_init(worker_id: int) -> None:
