@@ -194,7 +194,14 @@ def main(argv: list[str] | None = None) -> int:
             # ---------------------------------------------------------- the run folder
             checkpoint = open_run_folder(record, opt, parts, command_line(argv), done, log)
             sink = (
-                WandbSink(record.dir, opt.project, opt.group, run_name(opt), opt.as_dict())
+                WandbSink(
+                    record.dir,
+                    opt.project,
+                    opt.group,
+                    run_name(opt),
+                    opt.as_dict(),
+                    continues=record.continues,
+                )
                 if (opt.log_online and ctx.is_main)
                 else None
             )

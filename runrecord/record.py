@@ -157,6 +157,7 @@ class RunRecord:
         self.opt = opt
         self.defaults = defaults or {}  # the parser's defaults: flags newer than a saved config
         self.notes: list[str] = []  # one-line notices for the user (fallbacks, repairs)
+        self.continues = False  # set by open(): the folder holds this same run
         self._lock_fd: int | None = None
         self.saved_epoch = -1  # epoch of the newest `last` checkpoint on disk
 
@@ -276,7 +277,10 @@ class RunRecord:
     def open(self, checkpoint: dict | None) -> None:
         """Check that the folder holds this same run, or one that never completed an epoch (no
         ``checkpoint``: nothing worth keeping, so any settings may take it over), and write the
-        config. A torn ``config.json`` is compared through the copy inside the checkpoint."""
+        config. A torn ``config.json`` is compared through the copy inside the checkpoint.
+        Sets ``continues``: whether this is the run the folder held (resumed, or restarted with
+        the same settings), so what it already sent to W&B stands."""
+        self.continues = False
         if not self.is_main:
             return
         current = json.loads(json.dumps(self.opt.as_dict()))
@@ -289,7 +293,10 @@ class RunRecord:
                 self.notes.append(f"{_first_line(err)}; rewritten from the current settings")
         if checkpoint is not None:
             self._check_same_run(saved if saved is not None else checkpoint.get("config", {}))
-        elif saved is not None and config_differences(saved, current, self.defaults):
+            self.continues = True
+        elif saved is not None and not config_differences(saved, current, self.defaults):
+            self.continues = True
+        elif saved is not None:
             self.notes.append(
                 f"{self.dir} held a run that never completed its first epoch; "
                 "starting it over with the current settings"

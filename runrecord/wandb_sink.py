@@ -11,6 +11,11 @@ Mode: ``WANDB_MODE`` (online, offline, disabled) wins when set; otherwise online
 unreachable server costs at most ``WANDB_INIT_TIMEOUT`` seconds (default 15, W&B's own is 90): the
 sink then logs offline into the run folder, to be uploaded later with ``wandb sync``. Any other W&B
 failure (missing package, quota) disables the sink with one warning instead of breaking the run.
+
+A resumed run replays the epoch it was killed in, and W&B keeps whatever reached it: the sink notes
+each (epoch, split) row it sent in ``wandb/sent.jsonl`` and does not send it twice (the replay's
+values are the same: a resume is bit-identical). A run that starts afresh (``continues=False``:
+a new folder, or one taken over by other settings) clears that note.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import warnings
 from typing import Any
 
 import numpy as np
+
+from runrecord.files import append_jsonl, read_jsonl
 
 MODES = {
     "online": "online",
@@ -75,11 +82,23 @@ def flatten_summary(summary: dict) -> dict[str, Any]:
 
 
 class WandbSink:
-    def __init__(self, run_dir: str, project: str, group: str, name: str, config: dict) -> None:
+    def __init__(
+        self,
+        run_dir: str,
+        project: str,
+        group: str,
+        name: str,
+        config: dict,
+        continues: bool = False,
+    ) -> None:
         self.run = None
         self.mode = wandb_mode()
         if self.mode == "disabled":
             return
+        self.sent_path = os.path.join(run_dir, "wandb", "sent.jsonl")
+        self.sent = self._read_sent() if continues else set()
+        if not continues and os.path.exists(self.sent_path):
+            os.remove(self.sent_path)  # the note of an earlier run in this folder
         try:
             import wandb
 
@@ -129,8 +148,14 @@ class WandbSink:
         print(f"[dmlbench] W&B logging disabled: {err}", file=sys.stderr)
         self.run = None
 
+    def _read_sent(self) -> set[tuple[int, str]]:
+        try:
+            return {(r.get("epoch"), r.get("split")) for r in read_jsonl(self.sent_path)}
+        except (OSError, ValueError):  # no note (or an unreadable one): send everything
+            return set()
+
     def log(self, epoch: int, split: str, values: dict[str, Any]) -> None:
-        if self.run is None:
+        if self.run is None or (epoch, split) in self.sent:
             return
         try:
             row = {}
@@ -141,6 +166,9 @@ class WandbSink:
                     row[f"{split}/{key}"] = value
             row["epoch"] = epoch
             self.run.log(row)
+            os.makedirs(os.path.dirname(self.sent_path), exist_ok=True)
+            self.sent.add((epoch, split))
+            append_jsonl(self.sent_path, {"epoch": epoch, "split": split})
         except Exception as err:
             self._disable(err)
 

@@ -315,3 +315,42 @@ def test_a_finished_run_is_extended_by_a_larger_n_epochs(tmp_path, straight):
     assert strip_times(rows(extended)) == straight
     summary = load_json(extended, "summary.json")
     assert summary["finished"] and summary["last_epoch"] == 3
+
+
+def test_a_resumed_run_does_not_send_an_epoch_to_wandb_twice(tmp_path, monkeypatch, capsys):
+    """Killed after epoch 2's rows reached W&B but before its checkpoint, the resumed run replays
+    epoch 2; the sink's note of what it sent keeps W&B's history to one row per (epoch, split)."""
+    import sys
+
+    import runrecord.record as record_module
+    from tests.test_runrecord import FakeWandb
+
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    real = record_module.RunRecord.save_checkpoint
+
+    def killed_at_epoch_2(self, name, state, keep_previous=False):
+        if name == "last" and state["epoch"] == 2:
+            raise KeyboardInterrupt
+        return real(self, name, state, keep_previous)
+
+    monkeypatch.setattr(record_module.RunRecord, "save_checkpoint", killed_at_epoch_2)
+    args = tiny_args(tmp_path, "--log_online", epochs=3)
+    assert main.main(args) == 130
+    sent = [(r["epoch"], k.split("/")[0]) for r in fake.logged if isinstance(r, dict) for k in r]
+    assert (2, "test") in sent  # epoch 2 reached W&B before the kill
+    monkeypatch.setattr(record_module.RunRecord, "save_checkpoint", real)
+    assert main.main(args) == 0
+    rows_sent = [
+        (r["epoch"], next(k.split("/")[0] for k in r if k != "epoch"))
+        for r in fake.logged
+        if isinstance(r, dict)
+    ]
+    assert len(rows_sent) == len(set(rows_sent)) and {e for e, _ in rows_sent} == {0, 1, 2, 3}
+    assert len(fake.inits) == 2 and fake.logged[-1] == "finished"
+    # a fresh run in a new folder sends everything
+    other = tmp_path / "other"
+    fake.logged.clear()
+    assert main.main(tiny_args(other, "--log_online", epochs=1)) == 0
+    assert {r["epoch"] for r in fake.logged if isinstance(r, dict)} == {0, 1}

@@ -135,6 +135,28 @@ def test_wandb_sink_logs_scalars_and_histograms_offline_without_key(tmp_path, mo
     assert fake.logged[-1] == "finished"
 
 
+def test_wandb_sink_sends_a_row_once_per_run_folder(tmp_path, monkeypatch):
+    import sys
+
+    from runrecord.wandb_sink import WandbSink
+
+    fake = FakeWandb()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    first = WandbSink(str(tmp_path), "p", "g", "g_s0", {})
+    first.log(1, "test", {"e_recall@1": 0.5})
+    resumed = WandbSink(str(tmp_path), "p", "g", "g_s0", {}, continues=True)
+    resumed.log(1, "test", {"e_recall@1": 0.5})  # the replayed epoch: already sent
+    resumed.log(1, "val", {"e_recall@1": 0.6})
+    assert [sorted(r) for r in fake.logged] == [
+        ["epoch", "test/e_recall@1"],
+        ["epoch", "val/e_recall@1"],
+    ]
+    fresh = WandbSink(str(tmp_path), "p", "g", "g_s0", {})  # other settings took the folder over
+    fresh.log(1, "test", {"e_recall@1": 0.1})
+    assert fake.logged[-1] == {"test/e_recall@1": 0.1, "epoch": 1}
+
+
 @pytest.mark.parametrize("failure", ["fail_init", "fail_log"])
 def test_failing_wandb_disables_the_sink_without_raising(tmp_path, monkeypatch, failure):
     import sys
