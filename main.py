@@ -172,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         with interrupts.handled():
             # ---------------------------------------------------------- a finished run is skipped
             done = record.finished_summary()
-            if done is not None and (done.get("last_epoch") or 0) >= opt.n_epochs:
+            if finished_already(done, opt):
                 log(f"run already finished: {record.dir}\n" + format_table(done))
                 return 0
             # ---------------------------------------------------------- build; nothing written yet
@@ -218,10 +218,14 @@ def main(argv: list[str] | None = None) -> int:
             elif parts.sampler.needs_embeddings:
                 fill_embedding_store(parts, opt, device)
             budget = training.SkipBudget(opt.max_nonfinite_steps, state.nonfinite_steps)
+            stopped_early = None
             for epoch in range(state.epoch + 1, opt.n_epochs + 1):
+                stopped_early = stops_early(opt, state, ctx, device, log)
+                if stopped_early:
+                    break
                 run_epoch(epoch, opt, parts, state, record, sink, ctx, device, budget, log)
             # ---------------------------------------------------------- summary
-            finish_run(opt, parts, state, record, sink, ctx, device, log)
+            finish_run(opt, parts, state, record, sink, ctx, device, log, stopped_early)
             log(f"done in {time.perf_counter() - started:.0f} s")
             return 0
     except (StartupError, RunConflict) as err:
@@ -271,12 +275,41 @@ def open_run_folder(record: RunRecord, opt, parts: Parts, command: str, done, lo
     return checkpoint
 
 
-def finish_run(opt, parts: Parts, state, record: RunRecord, sink, ctx, device, log) -> None:
+def finished_already(done: dict | None, opt) -> bool:
+    """A finished run folder needs nothing more: it reached --n_epochs, or stopped early with a
+    --patience no larger than this one."""
+    if done is None:
+        return False
+    early = done.get("stopped_early") or {}
+    return (done.get("last_epoch") or 0) >= opt.n_epochs or (
+        0 < opt.patience <= early.get("patience", 0)
+    )
+
+
+def stops_early(opt, state, ctx, device, log) -> dict | None:
+    """--patience: stop once the last epoch is more than N past the selected one (rank 0, the
+    one that evaluates, decides for all); what to put in the summary, or None."""
+    sel = state.selection
+    if not opt.patience or not distributed.rank0_decides(
+        sel.stale(state.epoch, opt.patience), ctx, device
+    ):
+        return None
+    log(
+        f"early stop after epoch {state.epoch}: {sel.rule} last improved at epoch "
+        f"{sel.best_epoch} (--patience {opt.patience})"
+    )
+    return {"epoch": state.epoch, "best_epoch": sel.best_epoch, "patience": opt.patience}
+
+
+def finish_run(
+    opt, parts: Parts, state, record: RunRecord, sink, ctx, device, log, stopped_early=None
+) -> None:
     """The final summary (and W&B's), the table, and what --save_embeddings and
     --save_retrievals ask for."""
     if opt.save_embeddings and ctx.is_main:
         save_test_embeddings(opt, parts, state, record, device)
-    summary = record.summary(state.selection, finished=True, train_time_s=state.train_time)
+    extra = {"stopped_early": stopped_early} if stopped_early else {}
+    summary = record.summary(state.selection, finished=True, train_time_s=state.train_time, **extra)
     if sink:
         sink.finish(summary)
     log(format_table(summary))

@@ -292,6 +292,13 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--eval_backend", default="torch", choices=["torch", "faiss"])
     ev.add_argument("--eval_every", type=int, default=1, help="evaluate every N epochs (and last)")
     ev.add_argument(
+        "--patience",
+        type=int,
+        default=0,
+        help="early stopping: stop once the epoch is more than N epochs past the selected "
+        "(best) one, as in A Metric Learning Reality Check (0: train all --n_epochs)",
+    )
+    ev.add_argument(
         "--evaluate_only",
         action="store_true",
         help="evaluate --checkpoint (network from its run folder) and exit; other "
@@ -393,6 +400,11 @@ def validate(opt: argparse.Namespace) -> None:
     if opt.n_epochs < 0 or opt.eval_every < 1 or opt.iters_per_epoch < 0 or opt.kernels < 0:
         raise ValueError(
             "--n_epochs, --iters_per_epoch and --kernels must be >= 0, --eval_every >= 1"
+        )
+    if opt.patience and opt.patience < opt.eval_every:
+        raise ValueError(
+            f"--patience {opt.patience} must be 0 (off) or at least --eval_every "
+            f"({opt.eval_every}): the run would stop before its next evaluation"
         )
     if opt.prefetch_factor < 1 or opt.decoded_cache_side < 0:
         raise ValueError("--prefetch_factor must be >= 1 and --decoded_cache_side >= 0")

@@ -76,6 +76,16 @@ def average_gradients(module: torch.nn.Module, ctx: DistContext) -> None:
             p.grad /= ctx.world_size
 
 
+def rank0_decides(flag: bool, ctx: DistContext, device: torch.device) -> bool:
+    """Rank 0's ``flag`` on every rank (only rank 0 evaluates, so only it can decide)."""
+    if not ctx.active:
+        return flag
+    on = torch.device("cpu") if dist.get_backend() == "gloo" else device
+    value = torch.tensor([float(flag)], device=on)
+    dist.broadcast(value, src=0)
+    return bool(value.item())
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.active:
         dist.barrier()

@@ -62,6 +62,7 @@ RESUMABLE_DIFFERENCES = {
     "source_path",
     "save_path",
     "n_epochs",
+    "patience",
     "max_nonfinite_steps",
     "prefetch_factor",
     "decoded_cache",
@@ -126,6 +127,11 @@ class Selection:
             self.best_value, self.best_epoch = float(value), epoch
             return True
         return False
+
+    def stale(self, epoch: int, patience: int) -> bool:
+        """Early stopping, MLRC's rule (powerful-benchmarker): ``epoch - best_epoch > patience``
+        (``patience`` 0: never). Epochs without an evaluation count too."""
+        return patience > 0 and self.best_epoch >= 0 and epoch - self.best_epoch > patience
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -263,7 +263,7 @@ def test_torchrun_two_ranks_train_and_record_once(tmp_path):
         "--lr",
         "1e-3",
         "--n_epochs",
-        "2",
+        "4",
         "--iters_per_epoch",
         "2",
         "--kernels",
@@ -273,6 +273,13 @@ def test_torchrun_two_ranks_train_and_record_once(tmp_path):
         "--no_train_metrics",
         "--evaluation_metrics",
         "e_recall@1",
+        "e_recall@1000",
+        # selection on a metric that is 1.0 every epoch: the best stays epoch 0, so --patience 1
+        # stops both ranks after epoch 2 (rank 0 decides; rank 1 would hang otherwise)
+        "--storage_metrics",
+        "e_recall@1000",
+        "--patience",
+        "1",
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(
@@ -288,7 +295,9 @@ def test_torchrun_two_ranks_train_and_record_once(tmp_path):
     loops = [r for r in rows if r["split"] == "train_loop"]
     assert [r["iterations"] for r in loops] == [2, 2]
     with open(folder / "summary.json") as f:
-        assert json.load(f)["finished"]
+        summary = json.load(f)
+    assert summary["finished"]
+    assert summary["stopped_early"] == {"epoch": 2, "best_epoch": 0, "patience": 1}
 
 
 def test_main_stops_with_one_line_when_a_rank_has_no_gpu(gpus, monkeypatch, tmp_path, capsys):

@@ -207,3 +207,40 @@ def test_rotation_classes_train_end_to_end_with_an_embedding_sampler(tmp_path, c
     splits = load_json(os.path.join(run_dir(tmp_path), "splits.json"))
     assert splits["train"]["rotation_classes"] == 4 and splits["train_eval"]["n_classes"] == 9
     assert "rotation_classes" not in splits["test"]
+
+
+def test_patience_stops_early_and_a_larger_one_continues(tmp_path, capsys):
+    """MLRC's rule: stop once epoch - best_epoch > patience. Selected on a metric that is 1.0 every
+    epoch, the best stays epoch 0; --patience 2 stops after epoch 3 of 6."""
+    constant = [
+        "--evaluation_metrics",
+        "e_recall@1",
+        "e_recall@1000",
+        "--storage_metrics",
+        "e_recall@1000",
+    ]
+    args = tiny_args(tmp_path, *constant, "--patience", "2", epochs=6)
+    assert main.main(args) == 0
+    out = capsys.readouterr().out
+    assert "early stop after epoch 3: max e_recall@1000 on the val split last improved at " in out
+    summary = load_json(os.path.join(run_dir(tmp_path), "summary.json"))
+    assert summary["finished"] and summary["last_epoch"] == 3
+    assert summary["stopped_early"] == {"epoch": 3, "best_epoch": 0, "patience": 2}
+    assert main.main(args) == 0  # finished: nothing to do
+    assert "run already finished" in capsys.readouterr().out
+    assert max(r["epoch"] for r in rows(tmp_path)) == 3
+    longer = tiny_args(tmp_path, *constant, "--patience", "4", epochs=6)
+    assert main.main(longer) == 0  # a larger patience resumes from epoch 3
+    summary = load_json(os.path.join(run_dir(tmp_path), "summary.json"))
+    assert summary["last_epoch"] == 5 and summary["stopped_early"]["epoch"] == 5
+    tests = [r["epoch"] for r in rows(tmp_path) if r["split"] == "test"]
+    assert tests == [0, 1, 2, 3, 4, 5]
+
+
+def test_patience_shorter_than_eval_every_is_refused(tmp_path, capsys):
+    args = tiny_args(tmp_path, "--patience", "1", "--eval_every", "2")
+    with pytest.raises(SystemExit) as stop:
+        main.main(args)
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "--patience 1 must be 0 (off) or at least --eval_every (2)" in err

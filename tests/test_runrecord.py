@@ -314,3 +314,15 @@ def test_a_run_folder_from_before_a_new_flag_still_resumes(tmp_path, capsys):
     assert "extending" in capsys.readouterr().out
     assert main.main(glyphs_args(tmp_path, "--amp_dtype", "fp16", epochs=3)) == 2
     assert "amp_dtype: 'auto' -> 'fp16'" in capsys.readouterr().err  # rewritten on extension
+
+
+def test_selection_goes_stale_by_mlrc_rule():
+    from runrecord.record import Selection
+
+    sel = Selection("val", "e_recall@1")
+    assert not sel.stale(5, 2)  # nothing evaluated yet
+    for epoch, value in [(0, 0.1), (2, 0.3), (4, 0.2), (6, 0.3)]:  # a tie is no improvement
+        sel.update(epoch, {"val": {"e_recall@1": value}})
+    assert sel.best_epoch == 2
+    assert not sel.stale(4, 2) and sel.stale(5, 2) and sel.stale(6, 2)
+    assert not sel.stale(100, 0)  # 0: off
