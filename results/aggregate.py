@@ -93,18 +93,20 @@ def differing_flags(runs: list[Run]) -> list[str]:
 
 
 def per_run_table(runs: list[Run], metrics: list[str], selection: str) -> pd.DataFrame:
-    """One row per run: group, dataset, run, seed, epoch, each metric and embedding statistic."""
+    """One row per run: group, dataset, run, seed, the reported epoch, the last epoch evaluated
+    (where it stopped, early or not), each metric and embedding statistic."""
     rows = [
         {
             "group": r.group,
             "dataset": r.dataset,
             "run": r.name,
             "seed": r.seed,
+            "last_epoch": max(r.epochs("test"), default=math.nan),
             **run_values(r, metrics, selection),
         }
         for r in runs
     ]
-    columns = ["group", "dataset", "run", "seed", "epoch", *metrics, *EMBEDDING_STATS]
+    columns = ["group", "dataset", "run", "seed", "epoch", "last_epoch", *metrics, *EMBEDDING_STATS]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -109,6 +109,8 @@ def test_group_mean_std_ci_follow_the_selection_rule(tmp_path, selection, shift)
     runs, problems = load_runs([str(tmp_path)])
     assert not problems and len(runs) == 9
     per_run = aggregate.per_run_table(runs, ["e_recall@1", "nmi"], selection)
+    assert list(per_run.columns[4:7]) == ["epoch", "last_epoch", "e_recall@1"]
+    assert set(per_run.last_epoch) == {3}  # where each run stopped
     summary = aggregate.summarize(per_run, ["e_recall@1", "nmi"]).set_index("group")
     for group, values in R1.items():
         v = np.array(values) + shift
