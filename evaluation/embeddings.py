@@ -4,13 +4,16 @@ Follows the evaluation pass of Roth et al., "Revisiting Training Strategies and 
 Performance in Deep Metric Learning", ICML 2020. Deviations: batches are (images, labels, indices)
 and the result is ordered by dataset index (the original relied on an unshuffled loader and took
 images from ``inp[1]``); embeddings stay torch tensors (float32, CPU) instead of stacked numpy
-lists; the model's train/eval mode is restored afterwards.
+lists; the model's train/eval mode is restored afterwards. On a GPU the embeddings wait on the
+device and come to the host ``HOST_COPY_EVERY`` batches at a time, not one sync per batch.
 """
 
 from __future__ import annotations
 
 import torch
 from tqdm import tqdm
+
+HOST_COPY_EVERY = 32  # batches kept on the device between copies to the host
 
 
 @torch.no_grad()
@@ -24,16 +27,21 @@ def compute_embeddings(
     was_training = model.training
     model.eval()
     device = torch.device(device)
-    feats, labs, idxs = [], [], []
+    feats, pending, labs, idxs = [], [], [], []
     try:
         for images, labels, indices in tqdm(loader, desc="embedding", leave=False, disable=None):
             with torch.autocast(device.type, enabled=amp):
                 images = images.to(device, non_blocking=True)
                 out = model(images) if layer == "head" else model.represent(images, layer)
             out = out[0] if isinstance(out, (tuple, list)) else out
-            feats.append(out.float().cpu())
+            pending.append(out.float())
+            if len(pending) >= HOST_COPY_EVERY:  # one device-to-host copy (and sync) per chunk
+                feats.append(torch.cat(pending).cpu())
+                pending = []
             labs.append(torch.as_tensor(labels).long().cpu())
             idxs.append(torch.as_tensor(indices).long().cpu())
+        if pending:
+            feats.append(torch.cat(pending).cpu())
     finally:
         model.train(was_training)
     order = torch.argsort(torch.cat(idxs))

@@ -583,7 +583,11 @@ class _Indexed(torch.utils.data.Dataset):
         return self.x[i], self.y[i], i
 
 
-def test_compute_embeddings_orders_by_index_and_restores_mode():
+@pytest.mark.parametrize("chunk", [1, 2, 32])  # host copies every 1, 2 batches, or once at the end
+def test_compute_embeddings_orders_by_index_and_restores_mode(monkeypatch, chunk):
+    import evaluation.embeddings
+
+    monkeypatch.setattr(evaluation.embeddings, "HOST_COPY_EVERY", chunk)
     torch.manual_seed(0)
     x, y = torch.randn(10, 3), torch.arange(10)
     model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5))
