@@ -9,7 +9,9 @@ Three figures from one run, in images per second:
     decoded uint8 cache (``--decoded_cache``), and on CUDA decoding on the GPU (``--gpu_decode``);
 (c) the full training step through the project's own loop (``training.train_one_epoch``), data
     from each pipeline, with and without AMP (best of ``--repeats`` runs of ``--steps`` steps);
-    printed as a fraction of (a) at the same precision.
+    printed as a fraction of (a) at the same precision;
+(d) on CUDA, the host syncs per training step (``torch.cuda.set_sync_debug_mode``), counted over a
+    few steps of the loop: with a fused optimiser the expected one is the miner's ``nonzero``.
 
 The data is a synthetic CUB-like JPEG tree generated in a temporary folder (``cub200`` layout,
 400×300 photos of smooth colour fields with noise); the network is ``--arch`` without pretrained
@@ -200,6 +202,39 @@ def full_step(args, splits, route, device, n_classes, dtype, cache_dir) -> float
     return best
 
 
+def syncs_per_step(args, splits, route, device, n_classes, dtype, cache_dir) -> float:
+    """(d): CUDA synchronisations per step of training.train_one_epoch (after a warm-up)."""
+    import warnings
+
+    loader, _ = loader_for(args, splits, route, device, cache_dir)
+    _, net, loss_fn, optimizer = build(args, device, n_classes)
+    common = {"amp": dtype, "scaler": acceleration.grad_scaler(dtype, device)}
+    train_one_epoch(
+        net, loader, loss_fn, optimizer, device, epoch=0, iters=2, show_progress=False, **common
+    )
+    steps = min(args.steps, len(loader))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        torch.cuda.set_sync_debug_mode("warn")
+        try:
+            train_one_epoch(
+                net,
+                loader,
+                loss_fn,
+                optimizer,
+                device,
+                epoch=1,
+                iters=steps,
+                show_progress=False,
+                read_every_s=float("inf"),  # the ledger's one read at the end, not per step
+                **common,
+            )
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+    syncs = [w for w in caught if "synchroniz" in str(w.message)]
+    return (len(syncs) - 1) / steps  # less the ledger's read at the end
+
+
 def main() -> None:
     cuda = torch.cuda.is_available()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -329,6 +364,11 @@ def main() -> None:
                         f"(c) training loop, {route:13s}, {name:14s}: {rate:8.1f} images/s "
                         f"= {rate / ceiling[name]:5.1%} of (a)"
                     )
+            if on_gpu:
+                splits = train_split(args, Path(tmp), probe.image_spec)
+                name, dt = precisions[-1]
+                syncs = syncs_per_step(args, splits, routes[1], device, n_classes, dt, cache_dir)
+                print(f"(d) host syncs per training step, {routes[1]}, {name}: {syncs:.2f}")
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
     print(f"benchmark took {time.perf_counter() - started:.0f} s")
