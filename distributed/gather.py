@@ -39,11 +39,17 @@ def _counts(n: int, ctx: DistContext, device: torch.device) -> list[int]:
     return counts.tolist()
 
 
-def _gather(x: torch.Tensor, ctx: DistContext) -> tuple[torch.Tensor, int]:
-    """(rows of every rank concatenated in rank order, offset of this rank's rows)."""
+def _gather(x: torch.Tensor, ctx: DistContext, equal: bool = False) -> tuple[torch.Tensor, int]:
+    """(rows of every rank concatenated in rank order, offset of this rank's rows). ``equal``:
+    every rank holds as many rows as this one (the caller knows), so no counts are exchanged and
+    nothing waits for the device; otherwise the counts go through the host first."""
     if dist.get_backend() == "nccl" and not x.is_cuda:  # NCCL moves CUDA tensors only
-        out, offset = _gather(x.cuda(), ctx)
+        out, offset = _gather(x.cuda(), ctx, equal)
         return out.to(x.device), offset
+    if equal:
+        out = x.new_empty((ctx.world_size * len(x), *x.shape[1:]))
+        dist.all_gather_into_tensor(out, x)
+        return out, ctx.rank * len(x)
     counts = _counts(len(x), ctx, x.device)
     offset = sum(counts[: ctx.rank])
     # zeros elsewhere make the sum an exact copy (x + 0 == x in floating point)
@@ -55,8 +61,8 @@ def _gather(x: torch.Tensor, ctx: DistContext) -> tuple[torch.Tensor, int]:
 
 class _GatherWithGrad(torch.autograd.Function):
     @staticmethod
-    def forward(fctx: Any, x: torch.Tensor, ctx: DistContext) -> torch.Tensor:
-        out, offset = _gather(x.detach().contiguous(), ctx)
+    def forward(fctx: Any, x: torch.Tensor, ctx: DistContext, equal: bool) -> torch.Tensor:
+        out, offset = _gather(x.detach().contiguous(), ctx, equal)
         fctx.span, fctx.dist_ctx = (offset, len(x)), ctx
         return out
 
@@ -65,13 +71,13 @@ class _GatherWithGrad(torch.autograd.Function):
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
         offset, n = fctx.span
-        return grad[offset : offset + n], None
+        return grad[offset : offset + n], None, None
 
 
-def gather_with_grad(x: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+def gather_with_grad(x: torch.Tensor, ctx: DistContext, equal: bool = False) -> torch.Tensor:
     """x: (n_r, ...) on rank r -> (Σ n_r, ...) in rank order; gradients flow back to every rank's
-    own rows, summed over ranks. One process: ``x`` itself."""
-    return _GatherWithGrad.apply(x, ctx) if ctx.active else x
+    own rows, summed over ranks. One process: ``x`` itself. ``equal``: as in :func:`_gather`."""
+    return _GatherWithGrad.apply(x, ctx, equal) if ctx.active else x
 
 
 def gather_rows(idx, embeds: torch.Tensor, ctx: DistContext) -> tuple[np.ndarray, torch.Tensor]:
@@ -91,7 +97,9 @@ class GlobalBatchLoss(nn.Module):
 
     Wraps the run's loss for the training step only: the optimiser, checkpoints and gradient
     averaging keep using the wrapped loss itself. ``last_logs`` and ``miner`` are the wrapped
-    loss's, so the training loop cannot tell the difference.
+    loss's, so the training loop cannot tell the difference. Every rank holds ``--bs / N`` rows
+    (the samplers' contract, checked at their construction), so the gathers exchange no counts and
+    add no host sync to the step.
     """
 
     def __init__(self, loss: nn.Module, ctx: DistContext) -> None:
@@ -109,8 +117,8 @@ class GlobalBatchLoss(nn.Module):
     def forward(self, embeds: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """embeds: (B/W, D), labels: (B/W,) of this rank -> the loss of the global (B, D) batch."""
         if self.ctx.active:
-            embeds = gather_with_grad(embeds, self.ctx)
-            labels, _ = _gather(labels.contiguous(), self.ctx)
+            embeds = gather_with_grad(embeds, self.ctx, equal=True)
+            labels, _ = _gather(labels.contiguous(), self.ctx, equal=True)
         return self.loss(embeds, labels)
 
 
