@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
-from batch_mining.pairwise import label_masks
+from batch_mining.pairwise import from_host, label_masks
 
 
 @MINERS.register("all_triplets")
@@ -26,6 +26,7 @@ class AllTripletsMiner(Miner):
     """
 
     produces = "triplets"
+    device_syncs = 2  # the positive pairs, then their negatives
 
     def __init__(self, max_triplets: int = 0, **context) -> None:
         super().__init__(**context)
@@ -43,6 +44,6 @@ class AllTripletsMiner(Miner):
         anchors, positives = pair_a[row], pair_p[row]
         if self.max_triplets and len(anchors) > self.max_triplets:
             keep = torch.randperm(len(anchors), generator=self.generator)[: self.max_triplets]
-            keep = keep.sort().values.to(anchors.device)
+            keep = from_host(keep.sort().values, anchors.device)
             anchors, positives, negatives = anchors[keep], positives[keep], negatives[keep]
         return Triplets(anchors, positives, negatives)

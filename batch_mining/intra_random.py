@@ -23,6 +23,7 @@ class IntraRandomMiner(Miner):
     """B triplets (a, p, n) drawn with replacement from one uniformly chosen class each."""
 
     produces = "triplets"
+    device_syncs = 2  # the classes present (unique), then whether one has two members
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (B,) long, or empty ones."""

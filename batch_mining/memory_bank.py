@@ -20,7 +20,7 @@ import torch
 
 from batch_mining.base import MINERS, Miner, Triplets
 from batch_mining.hard_triplets import batch_hard
-from batch_mining.pairwise import AnchorRows, draw_uniform
+from batch_mining.pairwise import AnchorRows, draw_uniform, from_host
 
 
 @MINERS.register("memory_bank")
@@ -68,9 +68,9 @@ class MemoryBankMiner(Miner):
             self.bank = torch.zeros(self.size, embeds.shape[1], device=embeds.device)
             self.bank_labels = torch.zeros(self.size, dtype=labels.dtype, device=labels.device)
         embeds, labels = embeds[-self.size :], labels[-self.size :]
-        slots = (self.ptr + torch.arange(len(embeds))) % self.size
-        self.bank[slots.to(self.bank.device)] = embeds.float().to(self.bank.device)
-        self.bank_labels[slots.to(self.bank.device)] = labels.to(self.bank_labels.device)
+        slots = from_host((self.ptr + torch.arange(len(embeds))) % self.size, self.bank.device)
+        self.bank[slots] = embeds.float().to(self.bank.device)
+        self.bank_labels[slots] = labels.to(self.bank_labels.device)
         self.ptr = int((self.ptr + len(embeds)) % self.size)
         self.filled = min(self.size, self.filled + len(embeds))
 

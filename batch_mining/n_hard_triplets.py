@@ -37,6 +37,7 @@ class NHardTripletsMiner(Miner):
     """
 
     produces = "triplets"
+    device_syncs = 2  # the anchors, then the (anchor, positive, negative) cells that qualify
 
     def __init__(
         self, n_positive: tuple[int, ...] = (1,), n_negative: tuple[int, ...] = (3,), **context

@@ -44,6 +44,14 @@ def label_masks(
     return pos, ~same
 
 
+def from_host(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A CPU tensor (the miner's draws) on ``device`` without waiting for the device: on CUDA it is
+    pinned and copied asynchronously, since a copy from pageable memory synchronises the stream."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 def draw_rows(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One column per row, drawn with probability proportional to the row's weights.
 
@@ -54,7 +62,8 @@ def draw_rows(weights: torch.Tensor, generator: torch.Generator) -> torch.Tensor
     if weights.shape[0] == 0:
         return torch.empty(0, dtype=torch.long, device=weights.device)
     cdf = weights.double().cumsum(1)
-    u = torch.rand(weights.shape[0], 1, generator=generator, dtype=torch.float64).to(weights.device)
+    u = torch.rand(weights.shape[0], 1, generator=generator, dtype=torch.float64)
+    u = from_host(u, weights.device)
     # Shrinking u keeps u·total strictly below the total despite rounding, so the count can never
     # step past the last positive weight into a zero-weight tail.
     idx = (cdf <= u * (1.0 - 1e-12) * cdf[:, -1:]).sum(1)

@@ -70,7 +70,9 @@ class ParametricMiner(Miner):
         """-> Triplets of (A,) long."""
         pos, neg = rows.pos, rows.neg
         d = rows.normalized_distances().double()
-        edges, weights = self.edges.to(d.device), self.bin_weights.to(d.device)
+        if self.edges.device != d.device:  # once: the tables move to the batch's device
+            self.edges, self.bin_weights = self.edges.to(d.device), self.bin_weights.to(d.device)
+        edges, weights = self.edges, self.bin_weights
         bins = torch.bucketize(d, edges[1:-1], right=True)
         w = weights[bins] * ((d >= self.lo) & (d <= self.hi) & neg)
         positives = draw_uniform(pos, self.generator)

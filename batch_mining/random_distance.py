@@ -16,6 +16,7 @@ import torch
 
 from batch_mining.base import MINERS, Triplets
 from batch_mining.distance import DistanceMiner
+from batch_mining.pairwise import from_host
 
 
 @MINERS.register("random_distance")
@@ -29,5 +30,5 @@ class RandomDistanceMiner(DistanceMiner):
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (A,) long w.r.t. the permuted labels."""
-        perm = torch.randperm(len(labels), generator=self.generator).to(labels.device)
+        perm = from_host(torch.randperm(len(labels), generator=self.generator), labels.device)
         return super().mine(embeds, labels[perm])

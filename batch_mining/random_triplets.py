@@ -24,6 +24,7 @@ class RandomMiner(Miner):
     """Uniformly random valid triplets, as many as the batch has samples."""
 
     produces = "triplets"
+    device_syncs = 1  # whether any anchor has a positive and a negative
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (B,) long, or empty ones."""

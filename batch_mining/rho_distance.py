@@ -18,6 +18,7 @@ import torch
 
 from batch_mining.base import MINERS, Triplets
 from batch_mining.distance import DistanceMiner
+from batch_mining.pairwise import from_host
 
 
 @MINERS.register("rho_distance")
@@ -35,11 +36,16 @@ class RhoDistanceMiner(DistanceMiner):
         if not 0.0 <= cp <= 1.0:
             raise ValueError(f"rho_distance cp must be a probability, got {cp}")
         self.cp = float(cp)
-        self.last_push = 0
+        self._swap = torch.zeros(0, dtype=torch.bool)
+
+    @property
+    def last_push(self) -> int:
+        """Triplets the last batch turned into pushes (counted when asked, on the host)."""
+        return int(self._swap.sum())
 
     def mine(self, embeds: torch.Tensor, labels: torch.Tensor) -> Triplets:
         """embeds: (B, D), labels: (B,) -> Triplets of (A,) long; swapped rows are (a, a, p')."""
         a, p, n = super().mine(embeds, labels)
-        swap = (torch.rand(len(a), generator=self.generator) < self.cp).to(a.device)
-        self.last_push = int(swap.sum())
+        self._swap = torch.rand(len(a), generator=self.generator) < self.cp
+        swap = from_host(self._swap, a.device)
         return Triplets(a, torch.where(swap, a, p), torch.where(swap, p, n))

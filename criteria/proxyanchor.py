@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from criteria.base import LOSSES, Loss, full_precision
-from criteria.pairwise import log1p_sum_exp
+from criteria.pairwise import log1p_sum_exp, masked_mean
 
 
 @LOSSES.register("proxyanchor", flags={"lr_multi": "--loss_proxyanchor_lrmulti"})
@@ -55,5 +55,5 @@ class ProxyAnchor(Loss):
         neg = log1p_sum_exp(self.alpha * (cos + self.margin), ~member, dim=0)
         present = member.any(0)
         loss = pos.sum() / present.sum().clamp_min(1) + neg.mean()
-        self.set_logs(cos_pos=cos[member].mean(), cos_neg=cos[~member].mean())
+        self.set_logs(cos_pos=masked_mean(cos, member), cos_neg=masked_mean(cos, ~member))
         return loss

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from criteria.base import LOSSES, Loss, full_precision
-from criteria.pairwise import masked_logsumexp, sq_dist_matrix
+from criteria.pairwise import masked_logsumexp, masked_mean, sq_dist_matrix
 
 
 @LOSSES.register("proxynca", flags={"lr_multi": "--loss_proxynca_lrmulti"})
@@ -45,7 +45,7 @@ class ProxyNCA(Loss):
         proxies = self.scale * F.normalize(self.proxies, dim=1)
         dists = sq_dist_matrix(x, proxies)  # (B, C)
         target = F.one_hot(labels, len(proxies)).bool()
-        d_target = dists[target]
+        d_target = dists.gather(1, labels[:, None]).squeeze(1)  # no boolean index: no host sync
         losses = d_target + masked_logsumexp(-dists, ~target, dim=1)
-        self.set_logs(d_pos=d_target.mean(), d_neg=dists[~target].mean())
+        self.set_logs(d_pos=d_target.mean(), d_neg=masked_mean(dists, ~target))
         return losses.mean()

@@ -80,8 +80,8 @@ class SoftTriple(Loss):
         if self.reg_weight > 0 and K > 1:
             per_class = centres.view(K, C, -1).transpose(0, 1)  # (C, K, D)
             gram = per_class @ per_class.transpose(1, 2)  # (C, K, K)
-            upper = torch.triu(torch.ones(K, K, dtype=torch.bool, device=gram.device), diagonal=1)
-            spread = (2.0 + 1e-5 - 2 * gram[:, upper]).sqrt().sum() / (C * K * (K - 1))
+            i, j = torch.triu_indices(K, K, offset=1, device=gram.device)  # no boolean index
+            spread = (2.0 + 1e-5 - 2 * gram[:, i, j]).sqrt().sum() / (C * K * (K - 1))
             loss = loss + self.reg_weight * spread
         self.set_logs(
             sim_target=(class_sims * target).sum(1).mean(),
