@@ -97,9 +97,10 @@ class WandbSink:
             return
         self.sent_path = os.path.join(run_dir, "wandb", "sent.jsonl")
         self.sent = self._read_sent() if continues else set()
-        if not continues and os.path.exists(self.sent_path):
-            os.remove(self.sent_path)  # the note of an earlier run in this folder
         try:
+            if not continues and os.path.exists(self.sent_path):
+                os.remove(self.sent_path)  # the note of an earlier run in this folder
+            os.makedirs(os.path.dirname(self.sent_path), exist_ok=True)
             import wandb
 
             self._wandb = wandb
@@ -166,7 +167,6 @@ class WandbSink:
                     row[f"{split}/{key}"] = value
             row["epoch"] = epoch
             self.run.log(row)
-            os.makedirs(os.path.dirname(self.sent_path), exist_ok=True)
             self.sent.add((epoch, split))
             append_jsonl(self.sent_path, {"epoch": epoch, "split": split})
         except Exception as err:

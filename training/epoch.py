@@ -162,6 +162,7 @@ def train_one_epoch(
         disable=None if show_progress else True,
     )
     ledger = StepLedger(epoch, budget, log, bar)
+    miner = getattr(loss_fn, "miner", None)
     for batch, (images, labels, indices) in enumerate(bar):
         images = images.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
@@ -193,7 +194,6 @@ def train_one_epoch(
             finite = finite.float()
             dist.all_reduce(finite, op=dist.ReduceOp.MIN)
             finite = finite.bool()
-        miner = getattr(loss_fn, "miner", None)
         ledger.add(batch, loss, finite, miner.last_count if miner is not None else 0)
         if not on_device and not ledger.read():  # the step's one host read
             optimizer.zero_grad(set_to_none=True)
@@ -230,7 +230,7 @@ def train_one_epoch(
     taken = ledger.taken
     means = torch.stack(list(sums.values())).tolist() if sums else []
     out = {key: total_ / taken for key, total_ in zip(sums, means)} if taken else {}
-    if getattr(loss_fn, "miner", None) is not None and taken:
+    if miner is not None and taken:
         out["miner/tuples"] = ledger.tuples / taken
     out["time_s"] = time.perf_counter() - start
     out["iterations"] = taken
