@@ -20,6 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 import parameters
 from batch_mining import MINERS
 from criteria import LOSSES
+from tests.test_training_loop import Net
 from training import build_optimizer, train_one_epoch
 
 SYNC_OPS = {
@@ -96,23 +97,6 @@ def test_the_audit_sees_a_boolean_index():
         x[x > 0].mean()
         x.sum().item()
     assert audit.ops == {"boolean index": 1, "aten._local_scalar_dense.default": 1}
-
-
-class Net(torch.nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.body = torch.nn.Sequential(
-            torch.nn.Conv2d(3, 8, 3, padding=1),
-            torch.nn.BatchNorm2d(8),
-            torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(1),
-            torch.nn.Flatten(),
-        )
-        self.head = torch.nn.Linear(8, 16)
-
-    def forward(self, x):
-        return F.normalize(self.head(self.body(x)), dim=1)
 
 
 @pytest.mark.parametrize("loss_name,miner_name", [("margin", "distance"), ("proxyanchor", None)])

@@ -218,26 +218,26 @@ def test_parallel_mode_assigns_gpus_round_robin_and_reports_failures(tmp_path):
 
 
 def test_slurm_array_task_runs_its_line(tmp_path):
-    env = {**os.environ, "PYTHON": "echo", "SLURM_ARRAY_TASK_ID": "85", "SLURM_SUBMIT_DIR": ROOT}
-    out = subprocess.run(
-        ["bash", os.path.join(ROOT, "slurm", "array.sbatch"), "Revisit_Runs.sh"],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    def task(task_id: str) -> subprocess.CompletedProcess:
+        env = {
+            **os.environ,
+            "PYTHON": "echo",
+            "SLURM_ARRAY_TASK_ID": task_id,
+            "SLURM_SUBMIT_DIR": ROOT,
+        }
+        return subprocess.run(
+            ["bash", os.path.join(ROOT, "slurm", "array.sbatch"), "Revisit_Runs.sh"],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+        )
+
+    out = task("85")
     assert out.returncode == 0, out.stderr
     assert out.stdout.splitlines()[-1].startswith("main.py --group CUB_MS --seed 4 ")
-    env["SLURM_ARRAY_TASK_ID"] = "336"
-    out = subprocess.run(
-        ["bash", os.path.join(ROOT, "slurm", "array.sbatch"), "Revisit_Runs.sh"],
-        check=False,
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-    )
+    out = task("336")
     assert out.returncode == 2 and "has no such line" in out.stderr
 
 
